@@ -1,0 +1,149 @@
+"""Lambda-shaped events and context, as API Gateway (REST, proxy integration), SQS and the Lambda
+runtime hand them to a handler. The tests and the local runtime build every invocation here, and
+``tests/unit/test_events.py`` holds them to the samples in ``events/`` (made like
+``sam local generate-event``), so the shapes cannot drift apart."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+ACCOUNT_ID = "123456789012"
+
+
+def api_gateway_event(
+    *,
+    method: str,
+    path: str,
+    resource: str,
+    path_parameters: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, Sequence[str]] | None = None,
+    body: bytes | None = None,
+    api_key_id: str | None = None,
+    stage: str = "v1",
+    source_ip: str = "127.0.0.1",
+    api_id: str = "local",
+) -> dict[str, Any]:
+    """A REST API proxy event; ``stage`` prefixes ``requestContext.path`` as execute-api does."""
+    header_map = dict(headers or {})
+    multi_query = {k: list(v) for k, v in (query or {}).items()}
+    text_body: str | None = None
+    is_base64 = False
+    if body is not None:
+        try:
+            text_body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text_body, is_base64 = base64.b64encode(body).decode(), True
+    now = datetime.now(UTC)
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": header_map or None,
+        "multiValueHeaders": {k: [v] for k, v in header_map.items()} or None,
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": dict(path_parameters) if path_parameters else None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": ACCOUNT_ID,
+            "apiId": api_id,
+            "domainName": f"{api_id}.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": api_id,
+            "extendedRequestId": uuid.uuid4().hex[:16],
+            "httpMethod": method,
+            "identity": {
+                "accessKey": None,
+                "accountId": None,
+                "apiKey": None,
+                "apiKeyId": api_key_id,
+                "caller": None,
+                "cognitoAuthenticationProvider": None,
+                "cognitoAuthenticationType": None,
+                "cognitoIdentityId": None,
+                "cognitoIdentityPoolId": None,
+                "principalOrgId": None,
+                "sourceIp": source_ip,
+                "user": None,
+                "userAgent": header_map.get("User-Agent") or header_map.get("user-agent"),
+                "userArn": None,
+            },
+            "path": f"/{stage}{path}" if stage else path,
+            "protocol": "HTTP/1.1",
+            "requestId": str(uuid.uuid4()),
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "resourceId": hashlib.sha1(resource.encode()).hexdigest()[:6],
+            "resourcePath": resource,
+            "stage": stage,
+        },
+        "body": text_body,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def sqs_event(messages: Sequence[Mapping[str, Any]], *, queue_arn: str) -> dict[str, Any]:
+    """An SQS event from messages as ``receive_message`` returns them (with ``AttributeNames=All``)."""
+    region = queue_arn.split(":")[3]
+    records = []
+    for message in messages:
+        attributes = message.get("Attributes") or {}
+        records.append(
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": {
+                    "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+                    "SentTimestamp": attributes.get("SentTimestamp", str(int(time.time() * 1000))),
+                    "SenderId": attributes.get("SenderId", ACCOUNT_ID),
+                    "ApproximateFirstReceiveTimestamp": attributes.get(
+                        "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
+                    ),
+                },
+                "messageAttributes": message.get("MessageAttributes") or {},
+                "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+        )
+    return {"Records": records}
+
+
+@dataclass
+class LambdaContext:
+    """What the Lambda runtime passes as ``context``: ids, limits and the time left."""
+
+    function_name: str
+    timeout_seconds: int
+    memory_limit_in_mb: int = 128
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    region: str = "us-east-1"
+    _deadline: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return f"{datetime.now(UTC):%Y/%m/%d}/[{self.function_version}]{self.aws_request_id.replace('-', '')}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))

@@ -1,0 +1,66 @@
+"""StatusFunction: ``GET /api/v1/report/{id}`` (the report, polled) and ``GET …/{id}/pdf`` (303)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from handlers._api import base_path_of, build_resolver, tenant_of, to_response
+from reports import dependencies
+from reports.http import API_PREFIX, pdf_answer, pdf_filename, report_answer
+from reports.model import Report, utc_now
+from reports.retrieval import find_report
+from reports.settings import settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = build_resolver()
+
+
+def _presign(report: Report) -> str:
+    return dependencies.report_files().presign_pdf(
+        report.pdf_key or "", filename=pdf_filename(report), expires_seconds=settings().presign_expires_seconds
+    )
+
+
+@app.get(API_PREFIX + "/<report_id>")
+def get_report(report_id: str) -> Any:
+    event = app.current_event.raw_event
+    report = find_report(dependencies.report_store(), report_id, tenant=tenant_of(event))
+    logger.append_keys(report_id=report.id)
+    return to_response(
+        report_answer(
+            report,
+            status=200,
+            base_path=base_path_of(event),
+            now=utc_now(),
+            estimate=dependencies.duration_estimates().expected_seconds,
+            pdf_uri=_presign(report) if report.completed else None,
+            if_none_match=app.current_event.headers.get("if-none-match"),
+        )
+    )
+
+
+@app.get(API_PREFIX + "/<report_id>/pdf")
+def get_pdf(report_id: str) -> Any:
+    report = find_report(dependencies.report_store(), report_id, tenant=tenant_of(app.current_event.raw_event))
+    logger.append_keys(report_id=report.id)
+    return to_response(
+        pdf_answer(
+            report,
+            presign=lambda _key: _presign(report),
+            now=utc_now(),
+            estimate=dependencies.duration_estimates().expected_seconds,
+        )
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

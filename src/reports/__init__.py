@@ -1,0 +1,1 @@
+"""async-reports core: the report model, its adapters and rendering, importable without AWS."""

@@ -1,0 +1,54 @@
+"""boto3 clients, made once per process and only when first used.
+
+Never at import time: moto must be active before a client exists, and a cold start pays only for
+the clients its function really uses. Tests call ``clear_clients()`` between moto contexts.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+def _config(read_timeout: int) -> object:
+    from botocore.config import Config
+
+    # Standard retry mode backs off with jitter on throttling; short timeouts keep an API call
+    # from hanging until API Gateway's 29 s limit when a dependency stalls.
+    return Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=read_timeout)
+
+
+@cache
+def dynamodb() -> DynamoDBClient:
+    import boto3
+
+    return boto3.client("dynamodb", config=_config(5))  # type: ignore[call-overload]
+
+
+@cache
+def s3() -> S3Client:
+    import boto3
+    from botocore.config import Config
+
+    # SigV4 presigned URLs work in every region (SigV2 ones do not).
+    config = Config(
+        signature_version="s3v4", retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=30
+    )
+    return boto3.client("s3", config=config)
+
+
+@cache
+def sqs() -> SQSClient:
+    import boto3
+
+    return boto3.client("sqs", config=_config(5))  # type: ignore[call-overload]
+
+
+def clear_clients() -> None:
+    for factory in (dynamodb, s3, sqs):
+        factory.cache_clear()

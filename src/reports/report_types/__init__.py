@@ -1,0 +1,1 @@
+"""Report types: one module each, each defining DEFINITION (see reports.catalog)."""

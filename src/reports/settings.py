@@ -1,0 +1,71 @@
+"""The only reader of ``os.environ``. Names are constants here; values are validated on first use.
+
+``template.yaml`` supplies every variable through ``Globals`` (with ``!Ref``/``!GetAtt``), the
+local runtime resolves the same template, and tests set them through ``monkeypatch``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+REPORTS_TABLE = "REPORTS_TABLE"
+IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
+FILES_BUCKET = "FILES_BUCKET"
+SALES_BUCKET = "SALES_BUCKET"
+JOBS_QUEUE_URL = "JOBS_QUEUE_URL"
+REPORT_RETENTION_DAYS = "REPORT_RETENTION_DAYS"
+PRESIGN_EXPIRES_SECONDS = "PRESIGN_EXPIRES_SECONDS"
+IDEMPOTENCY_EXPIRES_SECONDS = "IDEMPOTENCY_EXPIRES_SECONDS"
+
+
+class SettingsError(RuntimeError):
+    """A required environment variable is missing or malformed."""
+
+
+def _require(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"environment variable {name} is not set; template.yaml's Globals provide it")
+    return value
+
+
+def _int(name: str, default: int, *, minimum: int = 1) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"environment variable {name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"environment variable {name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    reports_table: str
+    idempotency_table: str
+    files_bucket: str
+    sales_bucket: str
+    jobs_queue_url: str
+    report_retention_days: int
+    presign_expires_seconds: int
+    idempotency_expires_seconds: int
+
+
+@cache
+def settings() -> Settings:
+    """Read once per process (cold start); raises ``SettingsError`` naming what is missing."""
+    return Settings(
+        reports_table=_require(REPORTS_TABLE),
+        idempotency_table=_require(IDEMPOTENCY_TABLE),
+        files_bucket=_require(FILES_BUCKET),
+        sales_bucket=_require(SALES_BUCKET),
+        jobs_queue_url=_require(JOBS_QUEUE_URL),
+        report_retention_days=_int(REPORT_RETENTION_DAYS, 30),
+        presign_expires_seconds=_int(PRESIGN_EXPIRES_SECONDS, 300),
+        idempotency_expires_seconds=_int(IDEMPOTENCY_EXPIRES_SECONDS, 86400),
+    )

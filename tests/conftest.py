@@ -1,0 +1,61 @@
+"""Shared AWS fixtures: moto with the template's own data resources, and the app's handlers."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.template import DataStack, SamTemplate, create_data_stack, function_environment
+from reports.dependencies import clear_dependencies
+
+# Powertools reads these when a handler module is imported, which happens at collection time.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "async-reports")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AsyncReportsTests")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+REGION = "us-east-1"
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+
+
+@cache
+def template() -> SamTemplate:
+    return SamTemplate.load()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample from ``events/`` (the same files ``sam local invoke -e`` takes), fresh each time."""
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return event
+
+
+@pytest.fixture(autouse=True)
+def _aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test can reach a real account: fake credentials, and no profile or endpoint leaks in."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[DataStack]:
+    """The template's tables, queues and buckets in moto, and every function's variables set."""
+    with mock_aws():
+        created = create_data_stack(boto3.Session(region_name=REGION), template())
+        for spec in template().functions().values():
+            for name, value in function_environment(spec, created).items():
+                monkeypatch.setenv(name, value)
+        monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "matplotlib"))
+        clear_dependencies()
+        yield created
+        clear_dependencies()

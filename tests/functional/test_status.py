@@ -1,0 +1,75 @@
+"""GET /api/v1/report/{id} through StatusFunction: polling hints, conditional requests, tenancy."""
+
+from __future__ import annotations
+
+from local.event_sources import SqsEventSource
+from local.template import DataStack
+from tests.functional.conftest import OTHER_TENANT, InProcessApi
+
+VALID = {"reportType": "COFFEE_SALES", "reportDate": "2021-01-01"}
+
+
+def test_a_pending_report_carries_retry_after_and_an_etag(api: InProcessApi, stack: DataStack) -> None:
+    report_id = api.post(VALID).body["id"]
+    answer = api.get(report_id)
+    assert answer.status == 200
+    assert answer.body["status"] == "QUEUED"
+    assert int(answer.header("Retry-After") or 0) >= 1
+    assert answer.body["retryAfter"] == int(answer.header("Retry-After") or 0)
+    assert answer.header("ETag") == f'W/"{report_id}.1"'
+    assert answer.header("Cache-Control") == "no-store"
+    assert "pdfUri" not in answer.body
+
+
+def test_if_none_match_with_the_current_etag_answers_304(api: InProcessApi, stack: DataStack) -> None:
+    report_id = api.post(VALID).body["id"]
+    tag = api.get(report_id).header("ETag") or ""
+    # WHEN
+    answer = api.get(report_id, headers={"If-None-Match": tag})
+    # THEN
+    assert answer.status == 304
+    assert answer.body is None
+    assert answer.header("ETag") == tag
+    assert answer.header("Retry-After")
+    # AND a list of tags, or the strong form of the same tag, match too
+    assert api.get(report_id, headers={"If-None-Match": f'"other", {tag.removeprefix("W/")}'}).status == 304
+
+
+def test_a_changed_report_answers_200_with_a_new_etag(
+    api: InProcessApi, seeded: DataStack, jobs: SqsEventSource
+) -> None:
+    report_id = api.post(VALID).body["id"]
+    old = api.get(report_id).header("ETag") or ""
+    jobs.drain()
+    answer = api.get(report_id, headers={"If-None-Match": old})
+    assert answer.status == 200
+    assert answer.header("ETag") != old
+    assert answer.body["status"] == "COMPLETED"
+
+
+def test_an_unknown_id_is_a_404_problem(api: InProcessApi, stack: DataStack) -> None:
+    answer = api.get("01JH2Z3Y4X5W6V7T8S9R0Q1P2N")
+    assert answer.status == 404
+    assert answer.header("Content-Type") == "application/problem+json"
+    assert "01JH2Z3Y4X5W6V7T8S9R0Q1P2N" in answer.body["detail"]
+
+
+def test_a_malformed_id_is_a_404_problem_without_touching_the_table(api: InProcessApi, stack: DataStack) -> None:
+    answer = api.get("../../etc")
+    assert answer.status == 404
+
+
+def test_another_tenants_report_is_indistinguishable_from_a_missing_one(
+    api: InProcessApi, stack: DataStack
+) -> None:
+    report_id = api.post(VALID).body["id"]
+    theirs = api.get(report_id, tenant=OTHER_TENANT)
+    missing = api.get("01JH2Z3Y4X5W6V7T8S9R0Q1P2N", tenant=OTHER_TENANT)
+    assert theirs.status == missing.status == 404
+    assert theirs.body["title"] == missing.body["title"]
+    assert api.get(report_id, pdf=True, tenant=OTHER_TENANT).status == 404
+
+
+def test_status_without_an_api_key_identity_is_401(api: InProcessApi, stack: DataStack) -> None:
+    report_id = api.post(VALID).body["id"]
+    assert api.get(report_id, tenant=None).status == 401
