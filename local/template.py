@@ -139,7 +139,7 @@ class DataStack:
         if isinstance(value, str | int | float | bool):
             return str(value).lower() if isinstance(value, bool) else str(value)
         if isinstance(value, dict) and len(value) == 1:
-            (function, argument), = value.items()
+            ((function, argument),) = value.items()
             if function == "Ref":
                 return self.ref(argument)
             if function == "Fn::GetAtt":

@@ -23,7 +23,7 @@ def to_response(answer: HttpResponse) -> Response[str]:
 def build_resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver()
 
-    @app.exception_handler(Exception)
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def handle_error(error: Exception) -> Response[str]:
         problem = problem_for(error)
         if problem.status >= 500:
@@ -35,9 +35,7 @@ def build_resolver() -> APIGatewayRestResolver:
     @app.not_found
     def handle_not_found(_: Exception) -> Response[str]:
         event = app.current_event
-        problem = HttpProblemError(
-            404, "Not found", f"no route for {event.http_method} {event.path}", kind="no-route"
-        )
+        problem = HttpProblemError(404, "Not found", f"no route for {event.http_method} {event.path}", kind="no-route")
         return to_response(problem_response(problem, instance=event.path))
 
     return app

@@ -45,7 +45,9 @@ def create_report() -> Any:
         name="ReportsReplayed" if submission.replayed else "ReportsSubmitted", unit=MetricUnit.Count, value=1
     )
     base_path = base_path_of(event)
-    extra = {"Location": report_path(base_path, report.id)} | ({"Idempotent-Replayed": "true"} if submission.replayed else {})
+    extra = {"Location": report_path(base_path, report.id)} | (
+        {"Idempotent-Replayed": "true"} if submission.replayed else {}
+    )
     return to_response(
         report_answer(
             report,

@@ -10,12 +10,13 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 
-def _config(read_timeout: int) -> object:
+def _config(read_timeout: int) -> Config:
     from botocore.config import Config
 
     # Standard retry mode backs off with jitter on throttling; short timeouts keep an API call
@@ -27,7 +28,7 @@ def _config(read_timeout: int) -> object:
 def dynamodb() -> DynamoDBClient:
     import boto3
 
-    return boto3.client("dynamodb", config=_config(5))  # type: ignore[call-overload]
+    return boto3.client("dynamodb", config=_config(5))
 
 
 @cache
@@ -46,7 +47,7 @@ def s3() -> S3Client:
 def sqs() -> SQSClient:
     import boto3
 
-    return boto3.client("sqs", config=_config(5))  # type: ignore[call-overload]
+    return boto3.client("sqs", config=_config(5))
 
 
 def clear_clients() -> None:

@@ -112,9 +112,7 @@ class DynamoIdempotencyStore(IdempotencyStore):
         in_flight_until = 0
         if existing["status"]["S"] == IN_PROGRESS:
             in_flight_until = int(existing.get("in_progress_expiration", {}).get("N", "0"))
-        return Claim(
-            record_id=rid, report_id=existing["report_id"]["S"], fresh=False, in_flight_until=in_flight_until
-        )
+        return Claim(record_id=rid, report_id=existing["report_id"]["S"], fresh=False, in_flight_until=in_flight_until)
 
     def take_over(self, claim: Claim, now: datetime) -> Claim:
         epoch = int(now.timestamp())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from reports.catalog import ReportDefinition, RenderInput, get_definition
+from reports.catalog import RenderInput, ReportDefinition, get_definition
 from reports.errors import NoDataError, ReportFailure, ReportsError, TransitionRejectedError, UnknownReportTypeError
 from reports.files import ReportFiles, pdf_key
 from reports.jobs import Job
@@ -133,9 +133,7 @@ def _render(
     )
 
 
-def _fail(
-    store: ReportStore, report: Report, error: ReportErrorInfo, clock: Callable[[], datetime]
-) -> ProcessResult:
+def _fail(store: ReportStore, report: Report, error: ReportErrorInfo, clock: Callable[[], datetime]) -> ProcessResult:
     try:
         failed = store.fail(report.id, error, clock())
     except TransitionRejectedError:

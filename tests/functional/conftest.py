@@ -44,17 +44,26 @@ class InProcessApi:
         raw = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
         all_headers = ({"Content-Type": content_type} if content_type else {}) | (headers or {})
         event = api_gateway_event(
-            method="POST", path="/api/v1/report", resource="/api/v1/report", headers=all_headers, body=raw,
+            method="POST",
+            path="/api/v1/report",
+            resource="/api/v1/report",
+            headers=all_headers,
+            body=raw,
             api_key_id=tenant,
         )
         return self._invoke(submit.handler, event, "SubmitFunction")
 
-    def get(self, report_id: str, *, pdf: bool = False, headers: dict[str, str] | None = None,
-            tenant: str | None = TENANT) -> Answer:
+    def get(
+        self, report_id: str, *, pdf: bool = False, headers: dict[str, str] | None = None, tenant: str | None = TENANT
+    ) -> Answer:
         suffix = "/pdf" if pdf else ""
         event = api_gateway_event(
-            method="GET", path=f"/api/v1/report/{report_id}{suffix}", resource=f"/api/v1/report/{{id}}{suffix}",
-            path_parameters={"id": report_id}, headers=headers or {}, api_key_id=tenant,
+            method="GET",
+            path=f"/api/v1/report/{report_id}{suffix}",
+            resource=f"/api/v1/report/{{id}}{suffix}",
+            path_parameters={"id": report_id},
+            headers=headers or {},
+            api_key_id=tenant,
         )
         return self._invoke(status.handler, event, "StatusFunction")
 
@@ -111,4 +120,4 @@ def seeded(stack: DataStack) -> Iterator[DataStack]:
 
     archive = SalesArchive(boto3.client("s3", region_name=REGION), stack.ref("SalesBucket"))
     archive.seed(date(2020, 12, 20), date(2021, 1, 31))
-    yield stack
+    return stack

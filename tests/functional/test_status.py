@@ -59,9 +59,7 @@ def test_a_malformed_id_is_a_404_problem_without_touching_the_table(api: InProce
     assert answer.status == 404
 
 
-def test_another_tenants_report_is_indistinguishable_from_a_missing_one(
-    api: InProcessApi, stack: DataStack
-) -> None:
+def test_another_tenants_report_is_indistinguishable_from_a_missing_one(api: InProcessApi, stack: DataStack) -> None:
     report_id = api.post(VALID).body["id"]
     theirs = api.get(report_id, tenant=OTHER_TENANT)
     missing = api.get("01JH2Z3Y4X5W6V7T8S9R0Q1P2N", tenant=OTHER_TENANT)

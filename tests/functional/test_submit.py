@@ -35,7 +35,12 @@ def test_submit_answers_201_with_location_retry_after_and_the_report(api: InProc
     report = answer.body
     assert answer.header("Location") == f"/v1/api/v1/report/{report['id']}"
     assert int(answer.header("Retry-After") or 0) >= 1
-    assert answer.header("ETag", ) == f'W/"{report["id"]}.1"'
+    assert (
+        answer.header(
+            "ETag",
+        )
+        == f'W/"{report["id"]}.1"'
+    )
     assert report["status"] == "QUEUED"
     assert report["completed"] is False
     assert report["reportType"] == "COFFEE_SALES"
@@ -111,9 +116,7 @@ def test_an_unknown_route_is_a_404_problem(api: InProcessApi, stack: DataStack) 
     assert answer.header("Content-Type") == "application/problem+json"
 
 
-def test_same_idempotency_key_and_body_returns_the_same_report_and_one_job(
-    api: InProcessApi, stack: DataStack
-) -> None:
+def test_same_idempotency_key_and_body_returns_the_same_report_and_one_job(api: InProcessApi, stack: DataStack) -> None:
     # GIVEN
     first = api.post(VALID, headers={"Idempotency-Key": "order-42"})
     # WHEN
@@ -145,8 +148,11 @@ def test_an_idempotency_key_still_in_flight_is_409(api: InProcessApi, stack: Dat
     from reports.model import utc_now
 
     dependencies.idempotency_store().claim(
-        "tenant-a-key-id", "order-7", {"reportType": "COFFEE_SALES", "reportDate": "2021-01-01"},
-        "01JH2Z3Y4X5W6V7T8S9R0Q1P2N", utc_now(),
+        "tenant-a-key-id",
+        "order-7",
+        {"reportType": "COFFEE_SALES", "reportDate": "2021-01-01"},
+        "01JH2Z3Y4X5W6V7T8S9R0Q1P2N",
+        utc_now(),
     )
     # WHEN
     answer = api.post(VALID, headers={"Idempotency-Key": "order-7"})
@@ -162,8 +168,11 @@ def test_a_dead_in_flight_claim_is_taken_over_under_its_report_id(api: InProcess
     from reports.model import utc_now
 
     dependencies.idempotency_store().claim(
-        "tenant-a-key-id", "order-8", {"reportType": "COFFEE_SALES", "reportDate": "2021-01-01"},
-        "01JH2Z3Y4X5W6V7T8S9R0Q1P2N", utc_now() - timedelta(minutes=5),
+        "tenant-a-key-id",
+        "order-8",
+        {"reportType": "COFFEE_SALES", "reportDate": "2021-01-01"},
+        "01JH2Z3Y4X5W6V7T8S9R0Q1P2N",
+        utc_now() - timedelta(minutes=5),
     )
     # WHEN
     answer = api.post(VALID, headers={"Idempotency-Key": "order-8"})

@@ -1,0 +1,67 @@
+"""AWS on this machine: an embedded moto server with template.yaml's data resources in it.
+
+Starting it points this process's boto3 at the server (``AWS_ENDPOINT_URL``, fake credentials),
+creates the data resources through moto's CloudFormation, and exports every function's resolved
+variables, exactly as Lambda would see them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from local.template import DataStack, SamTemplate, create_data_stack, function_environment
+
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class EmbeddedAws:
+    endpoint_url: str
+    stack: DataStack
+    template: SamTemplate
+    session: Any
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint_url)
+
+
+@contextmanager
+def embedded_aws(
+    *, host: str = "127.0.0.1", port: int = 0, parameters: Mapping[str, str] | None = None
+) -> Iterator[EmbeddedAws]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from reports.dependencies import clear_dependencies
+
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    saved = dict(os.environ)
+    try:
+        bound_host, bound_port = server.get_host_and_port()
+        endpoint = f"http://{bound_host}:{bound_port}"
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",
+            AWS_DEFAULT_REGION=REGION,
+            AWS_REGION=REGION,
+        )
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            os.environ.pop(name, None)
+        template = SamTemplate.load()
+        session = boto3.Session(region_name=REGION)
+        stack = create_data_stack(session, template, parameters=parameters)
+        for spec in template.functions().values():
+            os.environ.update(function_environment(spec, stack))
+        clear_dependencies()
+        yield EmbeddedAws(endpoint_url=endpoint, stack=stack, template=template, session=session)
+    finally:
+        server.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        clear_dependencies()

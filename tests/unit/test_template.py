@@ -1,0 +1,96 @@
+"""template.yaml holds the facts the code relies on; these tests keep the two from drifting."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local.events import api_gateway_event, sqs_event
+from reports import settings
+from tests.conftest import load_event, template
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_function_handler_exists() -> None:
+    for spec in template().functions().values():
+        module_name, _, attribute = spec.handler.rpartition(".")
+        module = importlib.import_module(module_name)
+        assert callable(getattr(module, attribute)), spec.handler
+
+
+def test_every_variable_settings_requires_comes_from_the_template() -> None:
+    required = {
+        settings.REPORTS_TABLE,
+        settings.IDEMPOTENCY_TABLE,
+        settings.FILES_BUCKET,
+        settings.SALES_BUCKET,
+        settings.JOBS_QUEUE_URL,
+    }
+    for spec in template().functions().values():
+        assert required <= set(spec.environment), spec.logical_id
+
+
+def test_the_jobs_queue_outlives_six_process_timeouts_and_redrives_to_the_dlq() -> None:
+    resources = template().resources
+    queue = resources["JobsQueue"]["Properties"]
+    process_timeout = template().functions()["ProcessFunction"].timeout
+    assert int(queue["VisibilityTimeout"]) >= 6 * process_timeout
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
+    events = template().functions()["ProcessFunction"].events
+    sqs = next(e["Properties"] for e in events.values() if e["Type"] == "SQS")
+    assert sqs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_reports_table_streams_both_images_and_expires_records() -> None:
+    table = template().resources["ReportsTable"]["Properties"]
+    assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+
+
+def test_no_iam_statement_grants_every_resource() -> None:
+    for name, resource in template().resources.items():
+        for policy in (resource.get("Properties") or {}).get("Policies") or []:
+            for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+                assert statement.get("Resource") != "*", name
+                assert "*" not in (statement.get("Action") or []), name
+
+
+@pytest.mark.parametrize("name", ["submit-coffee-sales", "submit-impossible-date", "status-get", "status-pdf"])
+def test_sample_api_events_have_the_shape_the_local_events_build(name: str) -> None:
+    sample = load_event(name)
+    built = api_gateway_event(method="GET", path="/x", resource="/x", api_key_id="k")
+    assert set(sample) == set(built)
+    assert set(sample["requestContext"]) == set(built["requestContext"])
+    assert set(sample["requestContext"]["identity"]) == set(built["requestContext"]["identity"])
+
+
+@pytest.mark.parametrize("name", ["process-job", "dead-letter-job"])
+def test_sample_sqs_events_have_the_shape_the_local_events_build(name: str) -> None:
+    sample = load_event(name)["Records"][0]
+    built = sqs_event([{"MessageId": "m", "ReceiptHandle": "r", "Body": "{}"}], queue_arn="arn:aws:sqs:us-east-1:1:q")
+    assert set(sample) == set(built["Records"][0])
+    assert json.loads(sample["body"])["reportId"]
+
+
+@pytest.mark.parametrize("module", ["handlers.submit", "handlers.status"])
+def test_api_functions_never_import_the_rendering_libraries(module: str) -> None:
+    code = (
+        f"import sys, {module}, reports.catalog as c; c.report_definitions(); "
+        "print(sorted(m for m in ('matplotlib', 'reportlab', 'numpy', 'PIL') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": f"{ROOT / 'src'}", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.stdout.strip() == "[]"
