@@ -17,7 +17,7 @@ from reports.jobs import Job
 from reports.processing import Outcome, abandon_job
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # only what we call; patching everything costs cold start
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 

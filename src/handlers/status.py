@@ -16,7 +16,7 @@ from reports.retrieval import find_report
 from reports.settings import settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # only what we call; patching everything costs cold start
 metrics = Metrics()
 app = build_resolver()
 

@@ -18,7 +18,7 @@ from reports.settings import settings
 from reports.submission import submit_report
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # only what we call; patching everything costs cold start
 metrics = Metrics()
 app = build_resolver()
 
