@@ -1,1 +1,6 @@
-"""Rendering toolkit shared by report types: charts (matplotlib) and PDF layout (reportlab). Heavy imports."""
+"""Rendering toolkit shared by report types.
+
+``charts`` (matplotlib) and ``pdf`` (reportlab) are heavy: import them inside a ``render`` function
+only. ``theme`` (palette, number formats) and ``metrics`` (figures summed from records) are light
+and safe to import anywhere, including from a report-type module at import time.
+"""

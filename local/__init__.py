@@ -1,0 +1,1 @@
+"""Docker-free local runtime and tools; never deployed."""
