@@ -16,7 +16,7 @@ REQUIREMENTS := requirements.txt src/requirements.txt layers/render/requirements
 REGION ?= us-east-1
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint format typecheck validate build demo seed bench ci clean
+.PHONY: help install test lint format validate build run demo seed bench ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,7 +50,10 @@ validate: $(INSTALLED) ## sam validate (with a region), sam validate --lint, cfn
 build: $(INSTALLED) ## sam build (arm64 packages for the python3.13 runtime)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build
 
-demo: $(INSTALLED) ## run the whole flow locally (embedded moto) and save the PDF under out/
+run: $(INSTALLED) ## serve the whole app locally (REST API on :3000) until Ctrl-C
+	$(BIN)/python -m local
+
+demo: $(INSTALLED) ## run the whole flow locally over HTTP and save the PDF under out/
 	$(BIN)/python -m local.demo
 
 seed: $(INSTALLED) ## load 2020-2022 sample sales into a deployed stack: make seed STACK=async-reports

@@ -1,26 +1,23 @@
-"""``make demo``: the whole flow on this machine, no Docker, no AWS account.
+"""``make demo``: the whole flow over real HTTP, on this machine, no Docker, no AWS account.
 
-An embedded moto server holds template.yaml's tables, queues and buckets; the real handlers run
-in-process with Lambda-shaped events: submit a COFFEE_SALES report for 2021-01-01, let the queue
-feed the process function, poll the way a good client does (the server's ``Retry-After``, else
-exponential backoff), follow ``/pdf`` to the presigned URL and save the PDF under ``out/``.
+Starts the local runtime (template.yaml's resources in an embedded moto, the REST API, the queue
+feeding the process function), seeds the sample sales, submits a COFFEE_SALES report for
+2021-01-01, polls the way a considerate client does (the server's ``Retry-After``, else exponential
+backoff with jitter), follows ``/pdf`` to the presigned URL, saves the PDF under ``out/`` and stops.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import logging
+import random
 import sys
-import threading
 import time
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_API_KEY_ID = "local"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -29,90 +26,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--date", default="2021-01-01", help="report date (%(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "out", help="where the PDF goes (%(default)s)")
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    parser.add_argument("--verbose", action="store_true", help="log every request and invocation")
     return parser.parse_args(argv)
 
 
-class Api:
-    """Calls the API functions in-process with the events API Gateway would send them."""
-
-    def __init__(self) -> None:
-        from handlers import status, submit
-
-        self._submit, self._status = submit.handler, status.handler
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, str], Any]:
-        from local.events import LambdaContext, api_gateway_event
-
-        parts = path.strip("/").split("/")
-        report_id = parts[3] if len(parts) > 3 else None
-        resource = "/api/v1/report" + ("/{id}" if report_id else "") + ("/pdf" if path.endswith("/pdf") else "")
-        event = api_gateway_event(
-            method=method,
-            path=path,
-            resource=resource,
-            path_parameters={"id": report_id} if report_id else None,
-            headers={"Content-Type": "application/json"} if body is not None else {},
-            body=json.dumps(body).encode() if body is not None else None,
-            api_key_id=DEMO_API_KEY_ID,
-            stage="",
-        )
-        handler, name = (self._submit, "SubmitFunction") if method == "POST" else (self._status, "StatusFunction")
-        response = handler(event, LambdaContext(function_name=name, timeout_seconds=10))
-        headers = dict(response.get("headers") or {})
-        headers.update({k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()})
-        text = response.get("body") or ""
-        return response["statusCode"], headers, json.loads(text) if text else None
-
-
-def run_workers(aws: Any, stop: threading.Event) -> threading.Thread:
-    """The Jobs queue -> ProcessFunction and DLQ -> DeadLetterFunction mappings, long-polling."""
-    from handlers import dead_letter, process
-    from local.event_sources import SqsEventSource
-
-    sources = []
-    for queue, function, handler in (
-        ("JobsQueue", "ProcessFunction", process.handler),
-        ("JobsDeadLetterQueue", "DeadLetterFunction", dead_letter.handler),
-    ):
-        spec = aws.template.functions()[function]
-        sources.append(
-            SqsEventSource(
-                aws.client("sqs"),
-                queue_url=aws.stack.ref(queue),
-                queue_arn=aws.stack.get_att(queue, "Arn"),
-                handler=handler,
-                function_name=function,
-                timeout_seconds=spec.timeout,
-                batch_size=5,
-            )
-        )
-
-    def loop() -> None:
-        while not stop.is_set():
-            for source in sources:
-                source.poll_once(wait_seconds=1 if source is sources[0] else 0)
-
-    thread = threading.Thread(target=loop, name="event-sources", daemon=True)
-    thread.start()
-    return thread
-
-
-def wait_for_report(api: Api, location: str, *, timeout: float) -> dict[str, Any]:
-    """Poll as a considerate client: honour Retry-After, else back off exponentially (capped)."""
+def wait_for_report(session: Any, url: str, *, timeout: float) -> dict[str, Any]:
+    """Poll ``url`` until the report is final, honouring ``Retry-After`` and sending ``If-None-Match``."""
     deadline = time.monotonic() + timeout
-    backoff, polls = 0.5, 0
+    backoff, polls, etag, report = 0.5, 0, None, None
     while True:
-        status, headers, report = api.call("GET", location)
+        response = session.get(url, headers={"If-None-Match": etag} if etag else {}, timeout=10)
         polls += 1
-        if status != 200:
-            raise SystemExit(f"GET {location} answered {status}: {report}")
+        if response.status_code == 200:
+            report, etag = response.json(), response.headers.get("ETag")
+        elif response.status_code != 304 or report is None:
+            raise SystemExit(f"GET {url} answered {response.status_code}: {response.text}")
         progress = report.get("progress") or {}
         step = f" - {progress['step']} ({progress['percent']}%)" if progress else ""
-        print(f"  poll {polls}: {report['status']}{step}")
+        print(f"  poll {polls}: {response.status_code} {report['status']}{step}")
         if report["status"] in ("COMPLETED", "FAILED"):
             return dict(report)
-        hint = headers.get("Retry-After")
-        delay = float(hint) if hint else backoff
+        hint = response.headers.get("Retry-After")
+        delay = float(hint) if hint and hint.isdigit() else backoff * random.uniform(0.5, 1.0)
         backoff = min(backoff * 2, 8.0)
         if time.monotonic() + delay > deadline:
             raise SystemExit(f"report not finished after {timeout:.0f} s")
@@ -121,55 +56,49 @@ def wait_for_report(api: Api, location: str, *, timeout: float) -> dict[str, Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, str(ROOT / "src"))
-    os.environ.setdefault("MPLCONFIGDIR", str(ROOT / "out" / ".matplotlib"))
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-    os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
-
-    import logging
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)-12s %(message)s"
+    )
+    for noisy in ("werkzeug", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
     import requests
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's access log
-
-    from local.embedded import embedded_aws
+    from local.runtime import LocalRuntime, LocalRuntimeError, RuntimeConfig
     from reports.sales import SAMPLE_DATA_END, SAMPLE_DATA_START
-    from reports.sales_archive import SalesArchive
 
     started = time.perf_counter()
-    print("Starting an embedded moto server with template.yaml's data resources ...")
-    with embedded_aws(parameters={"LogLevel": "WARNING"}) as aws:
-        print(f"  AWS endpoint {aws.endpoint_url}; stack resources: {', '.join(sorted(aws.stack.physical_ids))}")
-        seed_began = time.perf_counter()
-        days = SalesArchive(aws.client("s3"), aws.stack.ref("SalesBucket")).seed(SAMPLE_DATA_START, SAMPLE_DATA_END)
-        print(
-            f"  seeded {days} days of sample sales ({SAMPLE_DATA_START} to {SAMPLE_DATA_END})"
-            f" in {time.perf_counter() - seed_began:.1f} s"
-        )
-
-        stop = threading.Event()
-        workers = run_workers(aws, stop)
-        try:
-            api = Api()
-            body = {"reportType": args.type, "reportDate": date.fromisoformat(args.date).isoformat()}
-            print(f"POST /api/v1/report {json.dumps(body)}")
-            status, headers, report = api.call("POST", "/api/v1/report", body)
-            if status != 201:
-                print(f"  refused with {status}: {report.get('detail')}", file=sys.stderr)
-                return 1
-            location = headers["Location"]
-            print(f"  {status} Created, Location: {location}, Retry-After: {headers.get('Retry-After')}")
-            report = wait_for_report(api, location, timeout=args.timeout)
-            if report["status"] == "FAILED":
-                print(f"  report FAILED: {report['error']['code']}: {report['error']['message']}", file=sys.stderr)
-                return 1
-            status, headers, _ = api.call("GET", f"{location}/pdf")
-            print(f"GET {location}/pdf -> {status} See Other (presigned S3 URL)")
-            download = requests.get(headers["Location"], timeout=30)
-            download.raise_for_status()
-        finally:
-            stop.set()
-            workers.join(timeout=5)
+    print(f"Starting the local runtime and seeding sales {SAMPLE_DATA_START} to {SAMPLE_DATA_END} ...")
+    config = RuntimeConfig.from_environment(api_port=0, seed=(SAMPLE_DATA_START, SAMPLE_DATA_END))
+    try:
+        runtime = LocalRuntime(config)
+        runtime.start()
+    except LocalRuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        api_key = next(iter(config.api_keys))
+        session = requests.Session()
+        session.headers["x-api-key"] = api_key
+        print(f"  ready in {time.perf_counter() - started:.1f} s: API {runtime.api_url}, AWS {runtime.aws_endpoint}")
+        body = {"reportType": args.type, "reportDate": args.date}
+        print(f"POST {runtime.api_url}/api/v1/report {body}")
+        created = session.post(f"{runtime.api_url}/api/v1/report", json=body, timeout=10)
+        if created.status_code != 201:
+            print(f"  refused with {created.status_code}: {created.json().get('detail')}", file=sys.stderr)
+            return 1
+        location = created.headers["Location"]
+        print(f"  201 Created, Location: {location}, Retry-After: {created.headers.get('Retry-After')}")
+        report = wait_for_report(session, runtime.api_url + location, timeout=args.timeout)
+        if report["status"] == "FAILED":
+            print(f"  report FAILED: {report['error']['code']}: {report['error']['message']}", file=sys.stderr)
+            return 1
+        redirect = session.get(f"{runtime.api_url}{location}/pdf", allow_redirects=False, timeout=10)
+        print(f"GET {location}/pdf -> {redirect.status_code} See Other (presigned S3 URL)")
+        download = requests.get(redirect.headers["Location"], timeout=30)
+        download.raise_for_status()
+    finally:
+        runtime.stop()
 
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"{args.type.lower().replace('_', '-')}-{args.date}.pdf"

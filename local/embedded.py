@@ -11,9 +11,10 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from local.template import DataStack, SamTemplate, create_data_stack, function_environment
+from local.template import TEMPLATE_PATH, DataStack, SamTemplate, create_data_stack, function_environment
 
 REGION = "us-east-1"
 
@@ -31,7 +32,11 @@ class EmbeddedAws:
 
 @contextmanager
 def embedded_aws(
-    *, host: str = "127.0.0.1", port: int = 0, parameters: Mapping[str, str] | None = None
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    parameters: Mapping[str, str] | None = None,
+    template_path: Path = TEMPLATE_PATH,
 ) -> Iterator[EmbeddedAws]:
     import boto3
     from moto.server import ThreadedMotoServer
@@ -53,7 +58,7 @@ def embedded_aws(
         )
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(name, None)
-        template = SamTemplate.load()
+        template = SamTemplate.load(template_path)
         session = boto3.Session(region_name=REGION)
         stack = create_data_stack(session, template, parameters=parameters)
         for spec in template.functions().values():

@@ -93,3 +93,112 @@ class SqsEventSource:
                 break
             handled += result.received
         return handled
+
+
+class DynamoDBStreamEventSource:
+    """A table's stream feeding a function: shard by shard, in order, retrying a failed batch from
+    its first failed record (``ReportBatchItemFailures``) up to ``max_retries`` times, as Lambda does
+    for streams; a batch that still fails is logged and skipped so the shard does not stall forever."""
+
+    def __init__(
+        self,
+        streams: Any,
+        *,
+        stream_arn: str,
+        handler: Handler,
+        function_name: str,
+        timeout_seconds: int,
+        batch_size: int = 100,
+        max_retries: int = 3,
+        starting_position: str = "LATEST",
+    ) -> None:
+        self._streams = streams
+        self.stream_arn = stream_arn
+        self._handler = handler
+        self._function_name = function_name
+        self._timeout = timeout_seconds
+        self._batch_size = batch_size
+        self._max_retries = max_retries
+        self._starting_position = "TRIM_HORIZON" if starting_position == "TRIM_HORIZON" else "LATEST"
+        self._iterators: dict[str, str | None] = {}
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._attempts: dict[str, int] = {}
+        self._known_shards = False
+
+    def _refresh_shards(self) -> None:
+        description = self._streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+        for shard in description.get("Shards", []):
+            shard_id = shard["ShardId"]
+            if shard_id in self._iterators:
+                continue
+            position = self._starting_position if not self._known_shards else "TRIM_HORIZON"
+            answer = self._streams.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType=position
+            )
+            self._iterators[shard_id] = answer["ShardIterator"]
+            self._pending[shard_id] = []
+            self._attempts[shard_id] = 0
+        self._known_shards = True
+
+    def poll_once(self) -> BatchResult:
+        self._refresh_shards()
+        received = failed = 0
+        for shard_id in list(self._iterators):
+            pending = self._pending[shard_id]
+            iterator = self._iterators[shard_id]
+            if not pending and iterator:
+                answer = self._streams.get_records(ShardIterator=iterator, Limit=self._batch_size)
+                self._iterators[shard_id] = answer.get("NextShardIterator")
+                pending.extend(answer.get("Records", []))
+            if not pending:
+                continue
+            batch = pending[: self._batch_size]
+            received += len(batch)
+            failed_from = self._invoke(batch)
+            if failed_from is None:
+                del pending[: len(batch)]
+                self._attempts[shard_id] = 0
+                continue
+            failed += len(batch) - failed_from
+            del pending[:failed_from]
+            self._attempts[shard_id] += 1
+            if self._attempts[shard_id] > self._max_retries:
+                logger.error(
+                    "%s: dropping %d stream records after %d retries",
+                    self._function_name,
+                    len(batch) - failed_from,
+                    self._max_retries,
+                )
+                del pending[: len(batch) - failed_from]
+                self._attempts[shard_id] = 0
+        return BatchResult(received, failed)
+
+    def _invoke(self, batch: list[dict[str, Any]]) -> int | None:
+        """Index of the first record to retry, or None when the whole batch succeeded."""
+        event = {"Records": [self._record(record) for record in batch]}
+        context = LambdaContext(function_name=self._function_name, timeout_seconds=self._timeout)
+        try:
+            response = self._handler(event, context)
+        except Exception:
+            logger.exception("%s failed on %d stream records", self._function_name, len(batch))
+            return 0
+        failures = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        for index, record in enumerate(batch):
+            if record["dynamodb"]["SequenceNumber"] in failures:
+                return index
+        return None
+
+    def _record(self, record: dict[str, Any]) -> dict[str, Any]:
+        data = dict(record["dynamodb"])
+        created = data.get("ApproximateCreationDateTime")
+        if created is not None and not isinstance(created, int | float):
+            data["ApproximateCreationDateTime"] = int(created.timestamp())
+        return {
+            "eventID": record.get("eventID"),
+            "eventName": record.get("eventName"),
+            "eventVersion": record.get("eventVersion", "1.1"),
+            "eventSource": "aws:dynamodb",
+            "awsRegion": record.get("awsRegion") or self.stream_arn.split(":")[3],
+            "dynamodb": data,
+            "eventSourceARN": self.stream_arn,
+        }

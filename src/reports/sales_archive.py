@@ -8,8 +8,10 @@ data does not reach that far), not an error.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -41,17 +43,7 @@ class SalesArchive:
         """Writes the day's object; a day without records gets none, so readers see it as closed."""
         if not records:
             return False
-        key = sales_key(day)
-        try:
-            self._s3.put_object(
-                Bucket=self._bucket,
-                Key=key,
-                Body=encode_day(records),
-                ContentType="application/gzip",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise FileStoreError(f"could not write sales for {day} to s3://{self._bucket}/{key}: {exc}") from exc
-        return True
+        return self._put_day(day, encode_day(records))
 
     def load(self, start: date, end: date) -> list[SaleRecord]:
         """All records from ``start`` to ``end`` inclusive, in date order; days without an object are skipped."""
@@ -63,9 +55,32 @@ class SalesArchive:
         return [record for records in per_day for record in records]
 
     def seed(self, start: date, end: date, *, workers: int = 8) -> int:
-        """Generates and stores the sample data for every open day in the range; returns the days written."""
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sales-seed") as pool:
-            return sum(pool.map(lambda day: self.store_day(day, generate_day(day)), _days(start, end)))
+        """Generates and stores the sample data for every open day in the range; returns the days written.
+
+        Generating is CPU-bound and uploading is I/O-bound, so days are generated in worker processes
+        (one per core) while threads upload the days already made.
+        """
+        days = list(_days(start, end))
+        with (
+            # spawn, not fork: the caller may run threads (the local runtime does), and forking them is unsafe.
+            ProcessPoolExecutor(
+                max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn")
+            ) as generators,
+            ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sales-seed") as uploads,
+        ):
+            encoded = generators.map(_generate_encoded, days, chunksize=max(1, len(days) // 64))
+            futures = [
+                uploads.submit(self._put_day, day, body) for day, body in zip(days, encoded, strict=True) if body
+            ]
+            return sum(future.result() for future in futures)
+
+    def _put_day(self, day: date, body: bytes) -> bool:
+        key = sales_key(day)
+        try:
+            self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/gzip")
+        except (ClientError, BotoCoreError) as exc:
+            raise FileStoreError(f"could not write sales for {day} to s3://{self._bucket}/{key}: {exc}") from exc
+        return True
 
     def _load_day(self, day: date) -> list[SaleRecord]:
         key = sales_key(day)
@@ -82,6 +97,11 @@ class SalesArchive:
             return decode_day(body)
         except (OSError, ValueError, EOFError) as exc:
             raise FileStoreError(f"sales object s3://{self._bucket}/{key} is not a valid gzip CSV: {exc}") from exc
+
+
+def _generate_encoded(day: date) -> bytes | None:
+    records = generate_day(day)
+    return encode_day(records) if records else None
 
 
 def _days(start: date, end: date) -> Iterator[date]:

@@ -1,0 +1,55 @@
+"""``make run``: serve template.yaml on this machine until Ctrl-C.
+
+LOCAL_API_PORT=3000 LOCAL_API_KEYS=local-dev-key=local python -m local
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+
+from local.runtime import LocalRuntime, LocalRuntimeError, RuntimeConfig
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-12s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from reports.sales import SAMPLE_DATA_END, SAMPLE_DATA_START
+
+    try:
+        config = RuntimeConfig.from_environment(seed=(SAMPLE_DATA_START, SAMPLE_DATA_END))
+        began = time.perf_counter()
+        print(f"Starting async-reports locally (seeding sales {SAMPLE_DATA_START} to {SAMPLE_DATA_END}) ...")
+        runtime = LocalRuntime(config)
+        runtime.start()
+    except LocalRuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    key = next(iter(config.api_keys))
+    print(
+        f"Ready in {time.perf_counter() - began:.1f} s.\n"
+        f"  REST API     {runtime.api_url}/api/v1/report\n"
+        f"  API key      {key}   (header x-api-key; LOCAL_API_KEYS sets others)\n"
+        f"  AWS (moto)   {runtime.aws_endpoint}\n"
+        f"Try:\n"
+        f"  curl -si -X POST {runtime.api_url}/api/v1/report -H 'x-api-key: {key}' "
+        '-H \'Content-Type: application/json\' -d \'{"reportType": "COFFEE_SALES", "reportDate": "2021-01-01"}\'\n'
+        "Ctrl-C stops it.",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        stopped.wait()
+    print("\nStopping ...", flush=True)
+    runtime.stop()
+    print("Stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

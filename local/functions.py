@@ -1,0 +1,52 @@
+"""Lambda functions run in-process, one execution environment each, as the template declares them."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from local.events import LambdaContext
+from local.template import FunctionSpec
+
+logger = logging.getLogger("local.lambda")
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class LocalFunction:
+    """One function's handler, imported on first use and invoked one event at a time.
+
+    Lambda gives each concurrent invocation its own execution environment; here there is one per
+    function, so invocations are serialised: module state (Powertools' resolver holds the current
+    event) is never shared between two events at once.
+    """
+
+    def __init__(self, spec: FunctionSpec) -> None:
+        self.spec = spec
+        self.name = spec.logical_id
+        self._handler: Handler | None = None
+        self._lock = threading.Lock()
+
+    def handler(self) -> Handler:
+        if self._handler is None:
+            module_name, _, attribute = self.spec.handler.rpartition(".")
+            module = importlib.import_module(module_name)
+            self._handler = getattr(module, attribute)
+        return self._handler
+
+    def invoke(self, event: dict[str, Any], *, describe: str = "") -> Any:
+        handler = self.handler()
+        with self._lock:
+            context = LambdaContext(
+                function_name=self.name, timeout_seconds=self.spec.timeout, memory_limit_in_mb=self.spec.memory_size
+            )
+            began = time.perf_counter()
+            try:
+                return handler(event, context)
+            finally:
+                elapsed = (time.perf_counter() - began) * 1000
+                logger.info("%s %s%s in %.0f ms", self.name, context.aws_request_id[:8], describe, elapsed)

@@ -1,0 +1,245 @@
+"""The REST API of template.yaml, served over real HTTP as API Gateway would serve it.
+
+Routes come from the functions' ``Api`` events; API keys are checked against ``LOCAL_API_KEYS``
+(each key a tenant, as usage plans make them); the usage plan's throttle is a token bucket per key;
+and API Gateway's own errors are the template's ``GatewayResponses``, rendered as API Gateway does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from local.events import api_gateway_event
+from local.functions import LocalFunction
+from local.template import DataStack, SamTemplate
+
+logger = logging.getLogger("local.api")
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+DEFAULT_MESSAGES = {
+    "INVALID_API_KEY": "Forbidden",
+    "MISSING_AUTHENTICATION_TOKEN": "Missing Authentication Token",
+    "THROTTLED": "Too Many Requests",
+    "REQUEST_TOO_LARGE": "Request Too Long",
+    "DEFAULT_5XX": "Internal server error",
+}
+DEFAULT_STATUS = {
+    "INVALID_API_KEY": 403,
+    "MISSING_AUTHENTICATION_TOKEN": 403,
+    "THROTTLED": 429,
+    "REQUEST_TOO_LARGE": 413,
+    "DEFAULT_5XX": 502,
+}
+FALLBACK = {
+    "INVALID_API_KEY": "DEFAULT_4XX",
+    "MISSING_AUTHENTICATION_TOKEN": "DEFAULT_4XX",
+    "THROTTLED": "DEFAULT_4XX",
+    "REQUEST_TOO_LARGE": "DEFAULT_4XX",
+    "DEFAULT_5XX": "DEFAULT_5XX",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    resource: str
+    pattern: re.Pattern[str]
+    function: LocalFunction
+    api_key_required: bool
+
+
+@dataclass
+class TokenBucket:
+    """API Gateway's throttle: ``burst`` requests at once, refilled at ``rate`` per second."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    updated: float = field(default_factory=time.monotonic)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        if self.tokens < 0:
+            self.tokens = self.burst
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass(frozen=True)
+class GatewayAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class ApiGateway:
+    def __init__(
+        self,
+        template: SamTemplate,
+        stack: DataStack,
+        functions: Mapping[str, LocalFunction],
+        *,
+        api_keys: Mapping[str, str],
+        api_id: str = "ReportsApi",
+    ) -> None:
+        api = template.resources[api_id]["Properties"]
+        auth = api.get("Auth") or {}
+        self._api_keys = dict(api_keys)
+        self._responses: dict[str, Any] = api.get("GatewayResponses") or {}
+        throttle = (auth.get("UsagePlan") or {}).get("Throttle") or {}
+        self._rate = float(stack.resolve(throttle["RateLimit"])) if "RateLimit" in throttle else 10000.0
+        self._burst = float(stack.resolve(throttle["BurstLimit"])) if "BurstLimit" in throttle else 5000.0
+        self._buckets: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+        self.routes = self._routes(functions, api_id, bool(auth.get("ApiKeyRequired")))
+
+    @staticmethod
+    def _routes(functions: Mapping[str, LocalFunction], api_id: str, api_key_required: bool) -> list[Route]:
+        routes = []
+        for function in functions.values():
+            for event in function.spec.events.values():
+                props = event.get("Properties") or {}
+                if event.get("Type") != "Api" or props.get("RestApiId") not in ({"Ref": api_id}, None):
+                    continue
+                resource = str(props["Path"])
+                regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(resource))
+                required = bool((props.get("Auth") or {}).get("ApiKeyRequired", api_key_required))
+                routes.append(
+                    Route(str(props["Method"]).upper(), resource, re.compile(f"^{regex}$"), function, required)
+                )
+        return routes
+
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes, source_ip: str
+    ) -> GatewayAnswer:
+        request_id = str(uuid.uuid4())
+        url = urlsplit(target)
+        path = url.path or "/"
+        if len(body) > MAX_PAYLOAD_BYTES:
+            return self._gateway_error("REQUEST_TOO_LARGE", path, request_id)
+        match = None
+        for route in self.routes:
+            found = route.pattern.match(path)
+            if found and route.method == method:
+                match = (route, found.groupdict())
+                break
+        if match is None:
+            return self._gateway_error("MISSING_AUTHENTICATION_TOKEN", path, request_id)
+        route, parameters = match
+        lowered = {k.lower(): v for k, v in headers.items()}
+        api_key = lowered.get("x-api-key")
+        tenant = self._api_keys.get(api_key or "")
+        if route.api_key_required and tenant is None:
+            return self._gateway_error("INVALID_API_KEY", path, request_id)
+        if tenant is not None and not self._bucket(tenant).take():
+            return self._gateway_error("THROTTLED", path, request_id)
+        event = api_gateway_event(
+            method=method,
+            path=path,
+            resource=route.resource,
+            path_parameters=parameters or None,
+            headers=dict(headers),
+            query=parse_qs(url.query, keep_blank_values=True),
+            body=body if body or method in ("POST", "PUT", "PATCH") else None,
+            api_key_id=tenant,
+            stage="",
+            source_ip=source_ip,
+        )
+        event["requestContext"]["requestId"] = request_id
+        try:
+            response = route.function.invoke(event, describe=f" {method} {path}")
+            return self._proxy_answer(response)
+        except Exception:
+            logger.exception("%s failed on %s %s", route.function.name, method, path)
+            return self._gateway_error("DEFAULT_5XX", path, request_id)
+
+    def _bucket(self, tenant: str) -> TokenBucket:
+        with self._lock:
+            return self._buckets.setdefault(tenant, TokenBucket(self._rate, self._burst))
+
+    @staticmethod
+    def _proxy_answer(response: Any) -> GatewayAnswer:
+        if not isinstance(response, dict) or "statusCode" not in response:
+            raise TypeError("the function did not return a proxy response (statusCode, headers, body)")
+        headers = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers[str(name)] = ", ".join(str(v) for v in values)
+        raw = response.get("body") or ""
+        body = base64.b64decode(raw) if response.get("isBase64Encoded") else str(raw).encode()
+        return GatewayAnswer(int(response["statusCode"]), headers, body)
+
+    def _gateway_error(self, kind: str, path: str, request_id: str) -> GatewayAnswer:
+        message = DEFAULT_MESSAGES[kind]
+        spec = self._responses.get(kind) or self._responses.get(FALLBACK[kind]) or {}
+        status = int(spec.get("StatusCode") or DEFAULT_STATUS[kind])
+        headers = {"Content-Type": "application/json"}
+        for name, value in ((spec.get("ResponseParameters") or {}).get("Headers") or {}).items():
+            headers[name] = str(value).strip("'")
+        template = (spec.get("ResponseTemplates") or {}).get("application/json")
+        if template:
+            body = (
+                template.replace("$context.error.messageString", json.dumps(message))
+                .replace("$context.error.message", message)
+                .replace("$context.error.responseType", kind)
+                .replace("$context.path", path)
+                .replace("$context.requestId", request_id)
+            )
+        else:
+            body = json.dumps({"message": message})
+        return GatewayAnswer(status, headers, body.encode())
+
+
+def serve(gateway: ApiGateway, host: str, port: int) -> ThreadingHTTPServer:
+    """Bind (raising ``OSError`` if the port is taken) and return the server, not yet serving."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "async-reports-local"
+
+        def _any(self) -> None:
+            began = time.perf_counter()
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            answer = gateway.handle(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
+            self.send_response(answer.status)
+            for name, value in answer.headers.items():
+                if name.lower() not in ("content-length", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(answer.body)
+            elapsed = (time.perf_counter() - began) * 1000
+            logger.info(
+                "%s %s -> %d %s in %.0f ms",
+                self.command,
+                self.path,
+                answer.status,
+                HTTPStatus(answer.status).phrase,
+                elapsed,
+            )
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _any
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """The one line per request is logged by ``_any``."""
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,277 @@
+"""The whole of template.yaml on this machine: AWS in an embedded moto server, the REST API on
+``http://127.0.0.1:3000``, and every queue and stream feeding its function, all driven by the
+template so nothing here can drift from what ``sam deploy`` creates."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from local.template import TEMPLATE_PATH, DataStack, SamTemplate, TemplateError
+
+logger = logging.getLogger("local.runtime")
+
+DEFAULT_API_KEYS = "local-dev-key=local"
+DEFAULT_API_PORT = 3000
+
+
+class LocalRuntimeError(RuntimeError):
+    """The runtime cannot start; the message says what is wrong and how to fix it."""
+
+
+def parse_api_keys(value: str) -> dict[str, str]:
+    """``key=tenant,key2=tenant2`` as ``LOCAL_API_KEYS`` holds it."""
+    keys = {}
+    for pair in filter(None, (part.strip() for part in value.split(","))):
+        key, separator, tenant = pair.partition("=")
+        if not separator or not key.strip() or not tenant.strip():
+            raise LocalRuntimeError(f"LOCAL_API_KEYS: {pair!r} is not key=tenant (example: {DEFAULT_API_KEYS})")
+        keys[key.strip()] = tenant.strip()
+    if not keys:
+        raise LocalRuntimeError(f"LOCAL_API_KEYS is empty; example: {DEFAULT_API_KEYS}")
+    return keys
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    host: str = "127.0.0.1"
+    api_port: int = DEFAULT_API_PORT
+    aws_port: int = 0
+    api_keys: Mapping[str, str] = field(default_factory=lambda: parse_api_keys(DEFAULT_API_KEYS))
+    seed: tuple[date, date] | None = None
+    parameters: Mapping[str, str] = field(default_factory=lambda: {"LogLevel": "WARNING"})
+    template_path: Path = TEMPLATE_PATH
+    poll_seconds: int = 1
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> RuntimeConfig:
+        def port(name: str, default: int) -> int:
+            raw = environ.get(name, "").strip()
+            if not raw:
+                return default
+            if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+                raise LocalRuntimeError(f"{name} must be a port number from 0 to 65535, got {raw!r}")
+            return int(raw)
+
+        values: dict[str, Any] = {
+            "api_port": port("LOCAL_API_PORT", DEFAULT_API_PORT),
+            "aws_port": port("LOCAL_AWS_PORT", 0),
+            "api_keys": parse_api_keys(environ.get("LOCAL_API_KEYS") or DEFAULT_API_KEYS),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+def _check_port(host: str, port: int, variable: str) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise LocalRuntimeError(
+                    f"port {port} on {host} is already in use; stop what is using it "
+                    f"(`ss -ltnp 'sport = :{port}'` shows it) or choose another with {variable}=..."
+                ) from None
+            raise LocalRuntimeError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+def _check_dependencies() -> None:
+    missing = []
+    for module in ("moto", "boto3", "samtranslator", "aws_lambda_powertools", "matplotlib", "reportlab"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise LocalRuntimeError(
+            f"missing Python packages: {', '.join(missing)}; run `make install` (or "
+            "`pip install -r requirements.txt` in the environment you use)"
+        )
+
+
+class LocalRuntime:
+    """Start with ``with LocalRuntime(config) as runtime:``; ``runtime.api_url`` is the REST API."""
+
+    def __init__(self, config: RuntimeConfig | None = None) -> None:
+        self.config = config or RuntimeConfig()
+        self._exit = contextlib.ExitStack()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: ThreadingHTTPServer | None = None
+        self.stack: DataStack | None = None
+        self.aws: Any = None
+        self.functions: dict[str, Any] = {}
+        self.sources: list[Any] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalRuntime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        _check_dependencies()
+        config = self.config
+        _check_port(config.host, config.api_port, "LOCAL_API_PORT")
+        _check_port(config.host, config.aws_port, "LOCAL_AWS_PORT")
+        try:
+            template = SamTemplate.load(config.template_path)
+            template.functions()
+        except TemplateError as error:
+            raise LocalRuntimeError(f"{error}; fix template.yaml (`make validate` explains more)") from None
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        try:
+            from local.embedded import embedded_aws
+
+            self.aws = self._exit.enter_context(
+                embedded_aws(
+                    host=config.host,
+                    port=config.aws_port,
+                    parameters=config.parameters,
+                    template_path=config.template_path,
+                )
+            )
+            self.stack = self.aws.stack
+            from local.functions import LocalFunction
+
+            self.functions = {name: LocalFunction(spec) for name, spec in self.aws.template.functions().items()}
+            if config.seed:
+                self.seed(*config.seed)
+            self._start_event_sources()
+            self._start_api()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        self._exit.close()
+
+    # -- pieces ---------------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the runtime is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def aws_endpoint(self) -> str:
+        return str(self.aws.endpoint_url)
+
+    def seed(self, start: date, end: date) -> int:
+        from reports.sales_archive import SalesArchive
+
+        archive = SalesArchive(self.aws.client("s3"), self.aws.stack.ref("SalesBucket"))
+        return archive.seed(start, end, workers=10)
+
+    def _start_api(self) -> None:
+        from local.gateway import ApiGateway, serve
+
+        gateway = ApiGateway(self.aws.template, self.aws.stack, self.functions, api_keys=self.config.api_keys)
+        try:
+            self._server = serve(gateway, self.config.host, self.config.api_port)
+        except OSError as error:
+            raise LocalRuntimeError(
+                f"cannot serve the API on {self.config.host}:{self.config.api_port}: {error}"
+            ) from None
+        self._spawn("api", self._server.serve_forever)
+
+    def _start_event_sources(self) -> None:
+        from local.event_sources import DynamoDBStreamEventSource, SqsEventSource
+
+        stack = self.aws.stack
+        for function in self.functions.values():
+            for name, event in function.spec.events.items():
+                props = event.get("Properties") or {}
+                invoke = self._invoker(function, f" {name}")
+                if event.get("Type") == "SQS":
+                    queue = _logical_id(props["Queue"])
+                    source: Any = SqsEventSource(
+                        self.aws.client("sqs"),
+                        queue_url=stack.ref(queue),
+                        queue_arn=stack.get_att(queue, "Arn"),
+                        handler=invoke,
+                        function_name=function.name,
+                        timeout_seconds=function.spec.timeout,
+                        batch_size=int(props.get("BatchSize", 10)),
+                    )
+                    self._spawn(f"sqs-{queue}", self._loop(lambda s=source: s.poll_once(self.config.poll_seconds)))
+                elif event.get("Type") == "DynamoDB":
+                    table = _logical_id(props["Stream"])
+                    source = DynamoDBStreamEventSource(
+                        self.aws.client("dynamodbstreams"),
+                        stream_arn=stack.get_att(table, "StreamArn"),
+                        handler=invoke,
+                        function_name=function.name,
+                        timeout_seconds=function.spec.timeout,
+                        batch_size=int(props.get("BatchSize", 100)),
+                        max_retries=int(props.get("MaximumRetryAttempts", 3)),
+                        starting_position=str(props.get("StartingPosition", "LATEST")),
+                    )
+                    self._spawn(f"stream-{table}", self._loop(source.poll_once, pause=0.05))
+                else:
+                    continue
+                self.sources.append(source)
+
+    @staticmethod
+    def _invoker(function: Any, describe: str) -> Callable[[dict[str, Any], Any], Any]:
+        return lambda event, _context: function.invoke(
+            event, describe=f"{describe}: {len(event.get('Records', []))} record(s)"
+        )
+
+    def _loop(self, poll: Callable[[], Any], pause: float = 0.0) -> Callable[[], None]:
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    result = poll()
+                    if pause and not getattr(result, "received", 0):
+                        self._stop.wait(pause)
+                except Exception:
+                    if self._stop.is_set():
+                        return
+                    logger.exception("event source failed; retrying in 1 s")
+                    self._stop.wait(1)
+
+        return run
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+
+def _logical_id(value: Any) -> str:
+    """``!GetAtt Queue.Arn`` / ``!Ref Queue`` -> ``Queue``."""
+    if isinstance(value, dict):
+        ((function, argument),) = value.items()
+        if function == "Fn::GetAtt":
+            return str(argument[0] if isinstance(argument, list) else argument.split(".")[0])
+        if function == "Ref":
+            return str(argument)
+    raise TemplateError(f"cannot tell which resource {value!r} names")
