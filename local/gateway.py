@@ -221,10 +221,11 @@ def serve(gateway: ApiGateway, host: str, port: int) -> ThreadingHTTPServer:
             for name, value in answer.headers.items():
                 if name.lower() not in ("content-length", "connection"):
                     self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer.body)))
+            body = b"" if answer.status in (204, 304) else answer.body  # RFC 9110: these have no content
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(answer.body)
+                self.wfile.write(body)
             elapsed = (time.perf_counter() - began) * 1000
             logger.info(
                 "%s %s -> %d %s in %.0f ms",

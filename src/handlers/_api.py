@@ -15,9 +15,12 @@ logger = Logger(child=True)
 
 
 def to_response(answer: HttpResponse) -> Response[str]:
-    body = answer.encoded_body() if answer.body is not None else None
     headers = {"Cache-Control": "no-store"} | answer.headers
-    return Response(status_code=answer.status, content_type=answer.content_type, body=body, headers=headers)
+    if answer.body is None:  # 303, 304: no content, and no JSON "null" either
+        return Response(status_code=answer.status, content_type=None, body="", headers=headers)
+    return Response(
+        status_code=answer.status, content_type=answer.content_type, body=answer.encoded_body(), headers=headers
+    )
 
 
 def build_resolver() -> APIGatewayRestResolver:
