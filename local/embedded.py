@@ -43,6 +43,9 @@ def embedded_aws(
 
     from reports.dependencies import clear_dependencies
 
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request at INFO
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     saved = dict(os.environ)
