@@ -17,13 +17,13 @@ from local.runtime import LocalRuntime, LocalRuntimeError, RuntimeConfig
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-12s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from reports.sales import SAMPLE_DATA_END, SAMPLE_DATA_START
-
+    for noisy in ("werkzeug", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        config = RuntimeConfig.from_environment(seed=(SAMPLE_DATA_START, SAMPLE_DATA_END))
+        config = RuntimeConfig.from_environment()
         began = time.perf_counter()
-        print(f"Starting async-reports locally (seeding sales {SAMPLE_DATA_START} to {SAMPLE_DATA_END}) ...")
+        seeding = f"seeding sales {config.seed[0]} to {config.seed[1]}" if config.seed else "no sales data"
+        print(f"Starting async-reports locally ({seeding}; LOCAL_SEED changes it) ...", flush=True)
         runtime = LocalRuntime(config)
         runtime.start()
     except LocalRuntimeError as error:

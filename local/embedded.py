@@ -38,12 +38,12 @@ def embedded_aws(
     parameters: Mapping[str, str] | None = None,
     template_path: Path = TEMPLATE_PATH,
 ) -> Iterator[EmbeddedAws]:
+    import logging
+
     import boto3
     from moto.server import ThreadedMotoServer
 
     from reports.dependencies import clear_dependencies
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request at INFO
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)

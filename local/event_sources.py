@@ -179,10 +179,14 @@ class DynamoDBStreamEventSource:
         context = LambdaContext(function_name=self._function_name, timeout_seconds=self._timeout)
         try:
             response = self._handler(event, context)
+            # As Lambda documents: a null list is a complete success; an empty or null
+            # itemIdentifier, or a bad key name, is a complete failure.
+            failures = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures") or []}
+            if failures & {"", None}:
+                raise ValueError(f"batchItemFailures with an empty itemIdentifier: {response!r}")
         except Exception:
             logger.exception("%s failed on %d stream records", self._function_name, len(batch))
             return 0
-        failures = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         for index, record in enumerate(batch):
             if record["dynamodb"]["SequenceNumber"] in failures:
                 return index

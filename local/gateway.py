@@ -147,7 +147,7 @@ class ApiGateway:
         tenant = self._api_keys.get(api_key or "")
         if route.api_key_required and tenant is None:
             return self._gateway_error("INVALID_API_KEY", path, request_id)
-        if tenant is not None and not self._bucket(tenant).take():
+        if tenant is not None and not self._admit(tenant):
             return self._gateway_error("THROTTLED", path, request_id)
         event = api_gateway_event(
             method=method,
@@ -169,9 +169,10 @@ class ApiGateway:
             logger.exception("%s failed on %s %s", route.function.name, method, path)
             return self._gateway_error("DEFAULT_5XX", path, request_id)
 
-    def _bucket(self, tenant: str) -> TokenBucket:
+    def _admit(self, tenant: str) -> bool:
+        """Take a token under the lock: request threads must not interleave inside one bucket."""
         with self._lock:
-            return self._buckets.setdefault(tenant, TokenBucket(self._rate, self._burst))
+            return self._buckets.setdefault(tenant, TokenBucket(self._rate, self._burst)).take()
 
     @staticmethod
     def _proxy_answer(response: Any) -> GatewayAnswer:

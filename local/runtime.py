@@ -42,6 +42,27 @@ def parse_api_keys(value: str) -> dict[str, str]:
     return keys
 
 
+def parse_seed_range(value: str) -> tuple[date, date] | None:
+    """``LOCAL_SEED``: empty for all the sample data, ``none`` for nothing, or ``FIRST:LAST`` dates."""
+    from reports.sales import SAMPLE_DATA_END, SAMPLE_DATA_START
+
+    text = value.strip().lower()
+    if not text:
+        return SAMPLE_DATA_START, SAMPLE_DATA_END
+    if text == "none":
+        return None
+    first, separator, last = text.partition(":")
+    try:
+        start, end = date.fromisoformat(first), date.fromisoformat(last if separator else first)
+    except ValueError:
+        raise LocalRuntimeError(
+            f"LOCAL_SEED must be none or FIRST:LAST dates (2021-01-01:2021-01-31), got {value!r}"
+        ) from None
+    if end < start:
+        raise LocalRuntimeError(f"LOCAL_SEED: {last} is before {first}")
+    return start, end
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     host: str = "127.0.0.1"
@@ -59,11 +80,12 @@ class RuntimeConfig:
             raw = environ.get(name, "").strip()
             if not raw:
                 return default
-            if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+            if not (raw.isascii() and raw.isdigit()) or not 0 <= int(raw) <= 65535:
                 raise LocalRuntimeError(f"{name} must be a port number from 0 to 65535, got {raw!r}")
             return int(raw)
 
         values: dict[str, Any] = {
+            "seed": parse_seed_range(environ.get("LOCAL_SEED", "")),
             "api_port": port("LOCAL_API_PORT", DEFAULT_API_PORT),
             "aws_port": port("LOCAL_AWS_PORT", 0),
             "api_keys": parse_api_keys(environ.get("LOCAL_API_KEYS") or DEFAULT_API_KEYS),
