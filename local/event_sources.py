@@ -16,6 +16,18 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
+def batch_item_failures(response: Any) -> set[str]:
+    """The ids a function reported as failed, read as Lambda reads them: a null or empty list is a
+    complete success; an empty or null ``itemIdentifier`` (or a malformed item) fails the whole batch."""
+    failures = set()
+    for item in (response or {}).get("batchItemFailures") or []:
+        identifier = item["itemIdentifier"]
+        if not identifier:
+            raise ValueError(f"batchItemFailures with an empty itemIdentifier: {response!r}")
+        failures.add(str(identifier))
+    return failures
+
+
 @dataclass(frozen=True)
 class BatchResult:
     received: int
@@ -64,7 +76,7 @@ class SqsEventSource:
         context = LambdaContext(function_name=self._function_name, timeout_seconds=self._timeout)
         try:
             response = self._handler(sqs_event(messages, queue_arn=self.queue_arn), context)
-            failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+            failed_ids = batch_item_failures(response)
         except Exception:
             logger.exception("%s failed on a batch of %d", self._function_name, len(messages))
             failed_ids = {message["MessageId"] for message in messages}
@@ -181,9 +193,7 @@ class DynamoDBStreamEventSource:
             response = self._handler(event, context)
             # As Lambda documents: a null list is a complete success; an empty or null
             # itemIdentifier, or a bad key name, is a complete failure.
-            failures = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures") or []}
-            if failures & {"", None}:
-                raise ValueError(f"batchItemFailures with an empty itemIdentifier: {response!r}")
+            failures = batch_item_failures(response)
         except Exception:
             logger.exception("%s failed on %d stream records", self._function_name, len(batch))
             return 0

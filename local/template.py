@@ -98,12 +98,21 @@ class SamTemplate:
             specs[name] = FunctionSpec(
                 logical_id=name,
                 handler=str(props.get("Handler") or globals_.get("Handler")),
-                timeout=int(props.get("Timeout", globals_.get("Timeout", 3))),
-                memory_size=int(props.get("MemorySize", globals_.get("MemorySize", 128))),
+                timeout=_literal_int(name, "Timeout", props.get("Timeout", globals_.get("Timeout", 3))),
+                memory_size=_literal_int(name, "MemorySize", props.get("MemorySize", globals_.get("MemorySize", 128))),
                 environment=env,
                 events=props.get("Events") or {},
             )
         return specs
+
+
+def _literal_int(function: str, name: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise TemplateError(
+            f"{function}.{name} must be a plain number for the local runtime, got {json.dumps(value)}"
+        ) from None
 
 
 @dataclass
