@@ -60,3 +60,11 @@ class UnknownReportTypeError(ReportFailure):
     """The report type is not in the catalog (for example removed after the job was queued)."""
 
     code = "UNKNOWN_REPORT_TYPE"
+
+
+class CallbackHostUnresolvableError(ValidationError):
+    """The callback host did not resolve: refused at submit time, but perhaps transient at delivery time."""
+
+
+class WebhookSecretError(ReportsError):
+    """The webhook signing secret is not a ``whsec_`` base64 value: a deployment mistake, not the client's."""
