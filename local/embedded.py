@@ -7,7 +7,9 @@ variables, exactly as Lambda would see them.
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +19,23 @@ from typing import Any
 from local.template import TEMPLATE_PATH, DataStack, SamTemplate, create_data_stack, function_environment
 
 REGION = "us-east-1"
+DEV_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"async-reports local development key").decode()
+"""Signs local callbacks unless WEBHOOK_SECRET says otherwise; printed by `make run`, never used deployed."""
+DEFAULT_WEBSOCKET_URL = "ws://127.0.0.1:3001"
+
+
+def local_variables(websocket_url: str = DEFAULT_WEBSOCKET_URL) -> dict[str, str]:
+    """Variables whose deployed values name what exists here in another form: the WebSocket API is
+    the local runtime's own server, and secrets come from the environment, not Secrets Manager."""
+    return {
+        "WEBSOCKET_URL": websocket_url,
+        "WEBSOCKET_MANAGEMENT_URL": "http" + websocket_url.removeprefix("ws"),
+        "TOKEN_SECRET_ARN": "",
+        "WEBHOOK_SECRET_ARN": "",
+        "TOKEN_SECRET": os.environ.get("TOKEN_SECRET") or secrets.token_urlsafe(32),
+        "WEBHOOK_SECRET": os.environ.get("WEBHOOK_SECRET") or DEV_WEBHOOK_SECRET,
+        "ALLOW_LOOPBACK_CALLBACKS": "true",
+    }
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,7 @@ def embedded_aws(
     port: int = 0,
     parameters: Mapping[str, str] | None = None,
     template_path: Path = TEMPLATE_PATH,
+    overrides: Mapping[str, str] | None = None,
 ) -> Iterator[EmbeddedAws]:
     import logging
 
@@ -64,8 +84,10 @@ def embedded_aws(
         template = SamTemplate.load(template_path)
         session = boto3.Session(region_name=REGION)
         stack = create_data_stack(session, template, parameters=parameters)
+        local = local_variables() | dict(overrides or {})
         for spec in template.functions().values():
-            os.environ.update(function_environment(spec, stack))
+            os.environ.update(function_environment(spec, stack, local))
+        os.environ.update(local)
         clear_dependencies()
         yield EmbeddedAws(endpoint_url=endpoint, stack=stack, template=template, session=session)
     finally:

@@ -1,5 +1,5 @@
-"""Lambda-shaped events and context, as API Gateway (REST, proxy integration), SQS and the Lambda
-runtime hand them to a handler. The tests and the local runtime build every invocation here, and
+"""Lambda-shaped events and context, as API Gateway (REST, proxy integration; WebSocket), SQS and the
+Lambda runtime hand them to a handler. The tests and the local runtime build every invocation here, and
 ``tests/unit/test_events.py`` holds them to the samples in ``events/`` (made like
 ``sam local generate-event``), so the shapes cannot drift apart."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -87,6 +88,86 @@ def api_gateway_event(
         "body": text_body,
         "isBase64Encoded": is_base64,
     }
+
+
+WEBSOCKET_EVENT_TYPES = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}
+
+
+def websocket_id() -> str:
+    """An id shaped like API Gateway's WebSocket ids (connectionId, requestId, messageId): 16 characters
+    of URL-safe base64 ending in ``=``, so one can sit in an ``@connections/{id}`` path unescaped."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(11)).decode()
+
+
+def websocket_event(
+    route_key: str,
+    *,
+    connection_id: str,
+    connected_at: int,
+    domain_name: str,
+    api_id: str = "local",
+    stage: str = "v1",
+    source_ip: str = "127.0.0.1",
+    user_agent: str | None = None,
+    headers: Mapping[str, Sequence[str]] | None = None,
+    query: Mapping[str, Sequence[str]] | None = None,
+    body: str | bytes | None = None,
+    disconnect_status_code: int = 1005,
+    disconnect_reason: str = "Client-side close frame status not set",
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """A WebSocket API event for a Lambda proxy integration, as API Gateway sends it.
+
+    ``$connect`` carries the handshake's headers and, when the URL has one, its query;
+    ``$disconnect`` the close code and reason, with API Gateway's fixed headers unless ``headers`` are
+    given; any other route is a message (``body``: text as sent, bytes base64-encoded).
+    ``connected_at`` is the connection's start in epoch milliseconds.
+    """
+    event_type = WEBSOCKET_EVENT_TYPES.get(route_key, "MESSAGE")
+    now = datetime.now(UTC)
+    request_id = request_id or websocket_id()
+    context: dict[str, Any] = {"routeKey": route_key}
+    if event_type == "MESSAGE":
+        context["messageId"] = websocket_id()
+    if event_type == "DISCONNECT":
+        context["disconnectStatusCode"] = disconnect_status_code
+    context |= {
+        "eventType": event_type,
+        "extendedRequestId": request_id,
+        "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "messageDirection": "IN",
+    }
+    if event_type == "DISCONNECT":
+        context["disconnectReason"] = disconnect_reason
+    identity = {"sourceIp": source_ip} | ({"userAgent": user_agent} if user_agent is not None else {})
+    context |= {
+        "stage": stage,
+        "connectedAt": connected_at,
+        "requestTimeEpoch": int(now.timestamp() * 1000),
+        "identity": identity,
+        "requestId": request_id,
+        "domainName": domain_name,
+        "connectionId": connection_id,
+        "apiId": api_id,
+    }
+    event: dict[str, Any] = {}
+    if event_type != "MESSAGE":
+        if headers is None and event_type == "DISCONNECT":
+            headers = {"Host": [domain_name], "x-api-key": [""], "X-Forwarded-For": [""], "x-restapi": [""]}
+        multi_headers = {name: list(values) for name, values in (headers or {}).items()}
+        event["headers"] = {name: values[-1] for name, values in multi_headers.items() if values}
+        event["multiValueHeaders"] = multi_headers
+    if event_type == "CONNECT" and query:
+        event["queryStringParameters"] = {name: values[-1] for name, values in query.items() if values}
+        event["multiValueQueryStringParameters"] = {name: list(values) for name, values in query.items()}
+    event["requestContext"] = context
+    is_base64 = False
+    if event_type == "MESSAGE":
+        if isinstance(body, bytes):
+            body, is_base64 = base64.b64encode(body).decode(), True
+        event["body"] = body
+    event["isBase64Encoded"] = is_base64
+    return event
 
 
 def sqs_event(messages: Sequence[Mapping[str, Any]], *, queue_arn: str) -> dict[str, Any]:

@@ -21,8 +21,15 @@ TEMPLATE_PATH = ROOT / "template.yaml"
 # Access policies (bucket, queue and topic policies) are left out: moto's CloudFormation does not
 # create them, and locally there is only one principal to grant anything to.
 DATA_RESOURCE_TYPES = frozenset(
-    {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::S3::Bucket", "AWS::SNS::Topic", "AWS::SNS::Subscription"}
+    {
+        "AWS::DynamoDB::Table",
+        "AWS::SQS::Queue",
+        "AWS::S3::Bucket",
+        "AWS::SNS::Topic",
+    }
 )
+# moto's CloudFormation cannot create these; create_data_stack makes them through the service API.
+SUBSCRIPTION_TYPE = "AWS::SNS::Subscription"
 FUNCTION_TYPE = "AWS::Serverless::Function"
 
 
@@ -195,7 +202,11 @@ def create_data_stack(
         )
     except Exception as error:
         raise TemplateError(f"moto could not create the data resources of {template.path.name}: {error}") from error
-    described = cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]
+    # moto lists resources it cannot create without their ids; the checks below name what is missing.
+    described = [
+        r for r in cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]
+        if "LogicalResourceId" in r and "PhysicalResourceId" in r
+    ]
     region = session.region_name
     account = session.client("sts").get_caller_identity()["Account"]
     stack = DataStack(
@@ -207,7 +218,51 @@ def create_data_stack(
         parameters=values,
     )
     _read_attributes(session, stack)
+    _subscribe(session, template, stack)
     return stack
+
+
+def _subscribe(session: Any, template: SamTemplate, stack: DataStack) -> None:
+    """The template's SNS subscriptions whose condition holds, made as CloudFormation would make them."""
+    sns = session.client("sns")
+    conditions = template.document.get("Conditions") or {}
+    for logical_id, resource in template.resources.items():
+        if resource.get("Type") != SUBSCRIPTION_TYPE:
+            continue
+        condition = resource.get("Condition")
+        if condition and not _evaluate(conditions[condition], conditions, stack):
+            continue
+        props = resource["Properties"]
+        attributes = {}
+        if "RawMessageDelivery" in props:
+            attributes["RawMessageDelivery"] = str(props["RawMessageDelivery"]).lower()
+        if "FilterPolicy" in props:
+            attributes["FilterPolicy"] = json.dumps(props["FilterPolicy"])
+        answer = sns.subscribe(
+            TopicArn=stack.resolve(props["TopicArn"]),
+            Protocol=stack.resolve(props["Protocol"]),
+            Endpoint=stack.resolve(props["Endpoint"]),
+            Attributes=attributes,
+            ReturnSubscriptionArn=True,
+        )
+        stack.physical_ids[logical_id] = answer["SubscriptionArn"]
+        stack.resource_types[logical_id] = SUBSCRIPTION_TYPE
+
+
+def _evaluate(expression: Any, conditions: Mapping[str, Any], stack: DataStack) -> bool:
+    """Fn::Equals, Fn::Not, Fn::And, Fn::Or and Condition, over parameters and pseudo parameters."""
+    (function, argument), = expression.items()
+    if function == "Fn::Equals":
+        return stack.resolve(argument[0]) == stack.resolve(argument[1])
+    if function == "Fn::Not":
+        return not _evaluate(argument[0], conditions, stack)
+    if function == "Fn::And":
+        return all(_evaluate(part, conditions, stack) for part in argument)
+    if function == "Fn::Or":
+        return any(_evaluate(part, conditions, stack) for part in argument)
+    if function == "Condition":
+        return _evaluate(conditions[argument], conditions, stack)
+    raise TemplateError(f"cannot evaluate the condition {json.dumps(expression)} locally")
 
 
 def _read_attributes(session: Any, stack: DataStack) -> None:
@@ -234,6 +289,13 @@ def _read_attributes(session: Any, stack: DataStack) -> None:
             stack.attributes[(logical_id, "TopicName")] = physical.rsplit(":", 1)[1]
 
 
-def function_environment(spec: FunctionSpec, stack: DataStack) -> dict[str, str]:
-    """A function's variables as Lambda would see them, resolved against the created resources."""
-    return {name: stack.resolve(value) for name, value in spec.environment.items()}
+def function_environment(
+    spec: FunctionSpec, stack: DataStack, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """A function's variables as Lambda would see them, resolved against the created resources.
+
+    ``overrides`` replace variables whose values name what only exists locally in another form
+    (the WebSocket API's endpoints are the local runtime's own server); they are not resolved.
+    """
+    local = dict(overrides or {})
+    return {name: local[name] if name in local else stack.resolve(value) for name, value in spec.environment.items()}

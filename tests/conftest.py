@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.embedded import local_variables
 from local.template import DataStack, SamTemplate, create_data_stack, function_environment
 from reports.dependencies import clear_dependencies
 
@@ -58,8 +59,9 @@ def stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[DataStack
     """The template's tables, queues and buckets in moto, and every function's variables set."""
     with mock_aws():
         created = create_data_stack(boto3.Session(region_name=REGION), template())
+        local = local_variables()
         for spec in template().functions().values():
-            for name, value in function_environment(spec, created).items():
+            for name, value in (function_environment(spec, created, local) | local).items():
                 monkeypatch.setenv(name, value)
         monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "matplotlib"))
         clear_dependencies()

@@ -4,12 +4,16 @@ and the few facts read off an API Gateway event (tenant, base path, raw body).""
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
-from reports.http import HttpProblemError, HttpResponse, problem_for, problem_response
+from reports import dependencies
+from reports.http import HttpProblemError, HttpResponse, problem_for, problem_response, websocket_href
+from reports.settings import settings
+from reports.tokens import issue_watch_token
 
 logger = Logger(child=True)
 
@@ -73,3 +77,9 @@ def raw_body(event: dict[str, Any]) -> bytes:
     if event.get("isBase64Encoded"):
         return base64.b64decode(body)
     return str(body).encode()
+
+
+def watch_link(report_id: str, tenant: str, now: datetime) -> str:
+    """``_links.websocket.href``: the WebSocket API with a short-lived token for this one report."""
+    token = issue_watch_token(dependencies.watch_token_key(), report_id=report_id, tenant=tenant, now=now)
+    return websocket_href(settings().websocket_url, report_id, token)

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers._api import base_path_of, build_resolver, tenant_of, to_response
+from handlers._api import base_path_of, build_resolver, tenant_of, to_response, watch_link
 from reports import dependencies
 from reports.http import API_PREFIX, pdf_answer, pdf_filename, report_answer
 from reports.model import Report, utc_now
@@ -29,15 +29,17 @@ def _presign(report: Report) -> str:
 
 @app.get(API_PREFIX + "/<report_id>")
 def get_report(report_id: str) -> Any:
-    event = app.current_event.raw_event
-    report = find_report(dependencies.report_store(), report_id, tenant=tenant_of(event))
+    event, now = app.current_event.raw_event, utc_now()
+    tenant = tenant_of(event)
+    report = find_report(dependencies.report_store(), report_id, tenant=tenant)
     logger.append_keys(report_id=report.id)
     return to_response(
         report_answer(
             report,
             status=200,
             base_path=base_path_of(event),
-            now=utc_now(),
+            now=now,
+            websocket_href=watch_link(report.id, tenant, now),
             estimate=dependencies.duration_estimates().expected_seconds,
             pdf_uri=_presign(report) if report.completed else None,
             if_none_match=app.current_event.headers.get("if-none-match"),

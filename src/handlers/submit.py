@@ -9,8 +9,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers._api import base_path_of, build_resolver, raw_body, tenant_of, to_response
+from handlers._api import base_path_of, build_resolver, raw_body, tenant_of, to_response, watch_link
 from reports import dependencies
+from reports.callbacks import validate_callback_url
 from reports.catalog import report_definitions
 from reports.http import API_PREFIX, decode_json_body, parse_idempotency_key, report_answer, report_path
 from reports.model import parse_report_request, utc_now
@@ -28,7 +29,12 @@ def create_report() -> Any:
     event, headers, now = app.current_event.raw_event, app.current_event.headers, utc_now()
     tenant = tenant_of(event)
     body = decode_json_body(headers.get("content-type"), raw_body(event))
-    request = parse_report_request(body, known_types=report_definitions().keys(), today=now.date())
+    request = parse_report_request(
+        body,
+        known_types=report_definitions().keys(),
+        today=now.date(),
+        check_callback=lambda url: validate_callback_url(url, allow_loopback=settings().allow_loopback_callbacks).url,
+    )
     submission = submit_report(
         request,
         tenant=tenant,
@@ -56,6 +62,7 @@ def create_report() -> Any:
             now=now,
             estimate=dependencies.duration_estimates().expected_seconds,
             headers=extra,
+            websocket_href=watch_link(report.id, tenant, now),
         )
     )
 

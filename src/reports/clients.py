@@ -7,7 +7,7 @@ the clients its function really uses. Tests call ``clear_clients()`` between mot
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -50,6 +50,28 @@ def sqs() -> SQSClient:
     return boto3.client("sqs", config=_config(5))
 
 
+@cache
+def sns() -> Any:
+    import boto3
+
+    return boto3.client("sns", config=_config(5))
+
+
+@cache
+def secretsmanager() -> Any:
+    import boto3
+
+    return boto3.client("secretsmanager", config=_config(5))
+
+
+@cache
+def connections(endpoint_url: str) -> Any:
+    """The WebSocket API's @connections management endpoint (https://{api}.execute-api.../{stage})."""
+    import boto3
+
+    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=_config(5))
+
+
 def clear_clients() -> None:
-    for factory in (dynamodb, s3, sqs):
+    for factory in (dynamodb, s3, sqs, sns, secretsmanager, connections):
         factory.cache_clear()

@@ -6,16 +6,19 @@ Handlers call these factories; tests swap the environment under moto and call
 
 from __future__ import annotations
 
+import base64
 from functools import cache
 
 from reports import clients
 from reports.files import ReportFiles
 from reports.idempotency import DynamoIdempotencyStore
 from reports.jobs import JobQueue
+from reports.notifications import EventPublisher, Pusher
 from reports.retrieval import DurationEstimates
 from reports.sales_archive import SalesArchive
-from reports.settings import settings
+from reports.settings import SettingsError, settings
 from reports.store import DynamoReportStore
+from reports.watchers import ConnectionStore
 
 
 @cache
@@ -54,5 +57,49 @@ def duration_estimates() -> DurationEstimates:
 def clear_dependencies() -> None:
     for factory in (report_store, idempotency_store, job_queue, report_files, sales_archive, duration_estimates):
         factory.cache_clear()
+    clear_push_dependencies()
     settings.cache_clear()
     clients.clear_clients()
+
+
+@cache
+def connection_store() -> ConnectionStore:
+    return ConnectionStore(clients.dynamodb(), settings().connections_table)
+
+
+@cache
+def pusher() -> Pusher:
+    return Pusher(clients.connections(settings().websocket_management_url))
+
+
+@cache
+def event_publisher() -> EventPublisher:
+    return EventPublisher(clients.sns(), settings().report_events_topic_arn)
+
+
+@cache
+def watch_token_key() -> str:
+    """The HMAC key of watch tokens: TOKEN_SECRET locally, else Secrets Manager, once per process."""
+    config = settings()
+    if config.token_secret:
+        return config.token_secret
+    if not config.token_secret_arn:
+        raise SettingsError("neither TOKEN_SECRET nor TOKEN_SECRET_ARN is set")
+    return str(clients.secretsmanager().get_secret_value(SecretId=config.token_secret_arn)["SecretString"])
+
+
+@cache
+def webhook_signing_secret() -> str:
+    """The whsec_ key: WEBHOOK_SECRET locally, else whsec_ + base64 of the Secrets Manager value."""
+    config = settings()
+    if config.webhook_secret:
+        return config.webhook_secret
+    if not config.webhook_secret_arn:
+        raise SettingsError("neither WEBHOOK_SECRET nor WEBHOOK_SECRET_ARN is set")
+    value = str(clients.secretsmanager().get_secret_value(SecretId=config.webhook_secret_arn)["SecretString"])
+    return "whsec_" + base64.b64encode(value.encode()).decode()
+
+
+def clear_push_dependencies() -> None:
+    for factory in (connection_store, pusher, event_publisher, watch_token_key, webhook_signing_secret):
+        factory.cache_clear()

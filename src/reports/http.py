@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from reports.errors import (
     EnqueueError,
@@ -157,7 +158,12 @@ def report_path(base_path: str, report_id: str) -> str:
 
 
 def report_resource(
-    report: Report, *, base_path: str, pdf_uri: str | None = None, retry_after: int | None = None
+    report: Report,
+    *,
+    base_path: str,
+    pdf_uri: str | None = None,
+    retry_after: int | None = None,
+    websocket_href: str | None = None,
 ) -> dict[str, Any]:
     """The report as clients see it (DESIGN.md); ``completed`` stays for old clients."""
     self_href = report_path(base_path, report.id)
@@ -182,9 +188,13 @@ def report_resource(
         resource["pdfUri"] = pdf_uri
     if report.error:
         resource["error"] = {"code": report.error.code, "message": report.error.message}
+    if report.callback_url:
+        resource["callbackUrl"] = report.callback_url
     links: dict[str, Any] = {"self": {"href": self_href}}
     if report.status is not ReportStatus.FAILED:
         links["pdf"] = {"href": f"{self_href}/pdf"}
+    if websocket_href:
+        links["websocket"] = {"href": websocket_href}
     resource["_links"] = links
     return resource
 
@@ -218,6 +228,7 @@ def report_answer(
     pdf_uri: str | None = None,
     if_none_match: str | None = None,
     headers: dict[str, str] | None = None,
+    websocket_href: str | None = None,
 ) -> HttpResponse:
     """The report with its ETag, and ``Retry-After`` while it is not final; ``304`` when the
     client's ``If-None-Match`` already names this version. ``estimate`` gives a type's expected
@@ -230,7 +241,11 @@ def report_answer(
     if status == 200 and matches_if_none_match(if_none_match, answer_headers["ETag"]):
         return HttpResponse(304, None, answer_headers)
     return HttpResponse(
-        status, report_resource(report, base_path=base_path, pdf_uri=pdf_uri, retry_after=retry_after), answer_headers
+        status,
+        report_resource(
+            report, base_path=base_path, pdf_uri=pdf_uri, retry_after=retry_after, websocket_href=websocket_href
+        ),
+        answer_headers,
     )
 
 
@@ -262,3 +277,8 @@ def pdf_answer(
 
 def pdf_filename(report: Report) -> str:
     return f"{report.report_type.lower().replace('_', '-')}-{report.report_date.isoformat()}.pdf"
+
+
+def websocket_href(websocket_url: str, report_id: str, token: str) -> str:
+    """Where to watch a report live: the WebSocket API with the report and its watch token."""
+    return f"{websocket_url}?{urlencode({'reportId': report_id, 'token': token})}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -70,6 +70,9 @@ class Report:
     progress: Progress | None = None
     error: ReportErrorInfo | None = None
     pdf_key: str | None = None
+    callback_url: str | None = None
+    callback_status: str | None = None
+    """``delivered`` or ``gone`` once the callback has been settled; None while it is owed."""
 
     @property
     def completed(self) -> bool:
@@ -85,30 +88,39 @@ class ReportRequest:
 
     report_type: str
     report_date: date
+    callback_url: str | None = None
 
     def canonical(self) -> dict[str, str]:
         """The request as a stable mapping: what an idempotency key is compared against."""
-        return {"reportType": self.report_type, "reportDate": self.report_date.isoformat()}
+        canonical = {"reportType": self.report_type, "reportDate": self.report_date.isoformat()}
+        if self.callback_url:
+            canonical["callbackUrl"] = self.callback_url
+        return canonical
 
 
 REQUEST_FIELDS = ("reportType", "reportDate")
+OPTIONAL_FIELDS = ("callbackUrl",)
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 
-def parse_report_request(body: Any, *, known_types: Collection[str], today: date) -> ReportRequest:
-    """Validate a decoded JSON body; every problem is a ``ValidationError`` a person can act on."""
+def parse_report_request(
+    body: Any,
+    *,
+    known_types: Collection[str],
+    today: date,
+    check_callback: Callable[[str], str] | None = None,
+) -> ReportRequest:
+    """Validate a decoded JSON body; every problem is a ``ValidationError`` a person can act on.
+
+    ``check_callback`` vets a ``callbackUrl`` (SSRF rules need DNS, so it is passed in) and returns
+    it as it will be called; without it a callbackUrl is refused.
+    """
     if not isinstance(body, dict):
         raise ValidationError(f"the request body must be a JSON object, got {_json_kind(body)}")
-    unknown = sorted(set(body) - set(REQUEST_FIELDS))
-    if "callbackUrl" in unknown:
-        raise ValidationError(
-            "callbackUrl is not supported by this deployment yet; poll the report's Location instead",
-            field="callbackUrl",
-        )
+    unknown = sorted(set(body) - set(REQUEST_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
-        raise ValidationError(
-            f"unknown field {unknown[0]!r}; allowed fields are {', '.join(REQUEST_FIELDS)}", field=unknown[0]
-        )
+        allowed = ", ".join(REQUEST_FIELDS + OPTIONAL_FIELDS)
+        raise ValidationError(f"unknown field {unknown[0]!r}; allowed fields are {allowed}", field=unknown[0])
     for name in REQUEST_FIELDS:
         if name not in body:
             raise ValidationError(f"{name} is required", field=name)
@@ -132,7 +144,16 @@ def parse_report_request(body: Any, *, known_types: Collection[str], today: date
         raise ValidationError(
             f"reportDate {raw_date} is in the future; the latest date is {today.isoformat()}", field="reportDate"
         )
-    return ReportRequest(report_type=report_type, report_date=report_date)
+    callback_url = None
+    if body.get("callbackUrl") is not None:
+        if not isinstance(body["callbackUrl"], str):
+            raise ValidationError(
+                f"callbackUrl must be a string, got {_json_kind(body['callbackUrl'])}", field="callbackUrl"
+            )
+        if check_callback is None:
+            raise ValidationError("callbackUrl is not accepted here; poll the report instead", field="callbackUrl")
+        callback_url = check_callback(body["callbackUrl"].strip())
+    return ReportRequest(report_type=report_type, report_date=report_date, callback_url=callback_url)
 
 
 def _json_kind(value: Any) -> str:

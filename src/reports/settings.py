@@ -18,6 +18,18 @@ JOBS_QUEUE_URL = "JOBS_QUEUE_URL"
 REPORT_RETENTION_DAYS = "REPORT_RETENTION_DAYS"
 PRESIGN_EXPIRES_SECONDS = "PRESIGN_EXPIRES_SECONDS"
 IDEMPOTENCY_EXPIRES_SECONDS = "IDEMPOTENCY_EXPIRES_SECONDS"
+CONNECTIONS_TABLE = "CONNECTIONS_TABLE"
+REPORT_EVENTS_TOPIC_ARN = "REPORT_EVENTS_TOPIC_ARN"
+WEBSOCKET_URL = "WEBSOCKET_URL"
+WEBSOCKET_MANAGEMENT_URL = "WEBSOCKET_MANAGEMENT_URL"
+TOKEN_SECRET_ARN = "TOKEN_SECRET_ARN"
+WEBHOOK_SECRET_ARN = "WEBHOOK_SECRET_ARN"
+TOKEN_SECRET = "TOKEN_SECRET"
+"""Local mode only: the watch-token key itself, instead of TOKEN_SECRET_ARN."""
+WEBHOOK_SECRET = "WEBHOOK_SECRET"
+"""Local mode only: the whsec_ signing key itself, instead of WEBHOOK_SECRET_ARN."""
+ALLOW_LOOPBACK_CALLBACKS = "ALLOW_LOOPBACK_CALLBACKS"
+"""Local mode only: callbacks to 127.0.0.1 are allowed (never private or link-local addresses)."""
 
 
 class SettingsError(RuntimeError):
@@ -54,6 +66,15 @@ class Settings:
     report_retention_days: int
     presign_expires_seconds: int
     idempotency_expires_seconds: int
+    connections_table: str
+    report_events_topic_arn: str
+    websocket_url: str
+    websocket_management_url: str
+    token_secret_arn: str
+    webhook_secret_arn: str
+    token_secret: str
+    webhook_secret: str
+    allow_loopback_callbacks: bool
 
 
 @cache
@@ -68,4 +89,13 @@ def settings() -> Settings:
         report_retention_days=_int(REPORT_RETENTION_DAYS, 30),
         presign_expires_seconds=_int(PRESIGN_EXPIRES_SECONDS, 300),
         idempotency_expires_seconds=_int(IDEMPOTENCY_EXPIRES_SECONDS, 86400),
+        connections_table=_require(CONNECTIONS_TABLE),
+        report_events_topic_arn=_require(REPORT_EVENTS_TOPIC_ARN),
+        websocket_url=_require(WEBSOCKET_URL),
+        websocket_management_url=_require(WEBSOCKET_MANAGEMENT_URL),
+        token_secret_arn=os.environ.get(TOKEN_SECRET_ARN, "").strip(),
+        webhook_secret_arn=os.environ.get(WEBHOOK_SECRET_ARN, "").strip(),
+        token_secret=os.environ.get(TOKEN_SECRET, "").strip(),
+        webhook_secret=os.environ.get(WEBHOOK_SECRET, "").strip(),
+        allow_loopback_callbacks=os.environ.get(ALLOW_LOOPBACK_CALLBACKS, "").strip().lower() == "true",
     )

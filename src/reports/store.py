@@ -48,6 +48,10 @@ class ReportStore(abc.ABC):
     def fail(self, report_id: str, error: ReportErrorInfo, now: datetime) -> Report: ...
 
     @abc.abstractmethod
+    def settle_callback(self, report_id: str, status: str, now: datetime) -> bool:
+        """Record the callback's final outcome once; False when another delivery settled it first."""
+
+    @abc.abstractmethod
     def record_duration(self, report_type: str, seconds: float) -> None:
         """Add one finished report's submit-to-completion time to its type's statistics."""
 
@@ -90,6 +94,10 @@ def report_to_item(report: Report) -> dict[str, Any]:
         item["errorMessage"] = {"S": report.error.message}
     if report.pdf_key:
         item["pdfKey"] = {"S": report.pdf_key}
+    if report.callback_url:
+        item["callbackUrl"] = {"S": report.callback_url}
+    if report.callback_status:
+        item["callbackStatus"] = {"S": report.callback_status}
     return item
 
 
@@ -120,6 +128,8 @@ def report_from_item(item: dict[str, Any]) -> Report:
         progress=Progress(step, number("progressPercent")) if step else None,
         error=ReportErrorInfo(error_code, error_message or "") if error_code else None,
         pdf_key=text("pdfKey"),
+        callback_url=text("callbackUrl"),
+        callback_status=text("callbackStatus"),
     )
 
 
@@ -254,6 +264,22 @@ class DynamoReportStore(ReportStore):
         except Exception as error:
             raise _unavailable("update", error) from error
         return report_from_item(answer["Attributes"])
+
+    def settle_callback(self, report_id: str, status: str, now: datetime) -> bool:
+        # Not a version change: the report itself is unchanged, so watchers are not told again.
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"id": {"S": report_id}},
+                UpdateExpression="SET callbackStatus = :status, callbackSettledAt = :now",
+                ConditionExpression="attribute_exists(id) AND attribute_not_exists(callbackStatus)",
+                ExpressionAttributeValues={":status": {"S": status}, ":now": {"S": _iso(now)}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        except Exception as error:
+            raise _unavailable("settle the callback of", error) from error
+        return True
 
     # -- statistics -----------------------------------------------------------------------------
 

@@ -62,6 +62,7 @@ def submit_report(
         created_at=now,
         updated_at=now,
         expires_at=epoch_seconds(now + timedelta(days=retention_days)),
+        callback_url=request.callback_url,
     )
     try:
         store.create(report)

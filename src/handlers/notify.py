@@ -1,0 +1,64 @@
+"""NotifyFunction: Reports stream -> watchers and the ReportEvents topic; Connections stream -> replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from reports import dependencies
+from reports.http import pdf_filename
+from reports.model import Report, utc_now
+from reports.notifications import notify_change, replay_current_state
+from reports.settings import settings
+from reports.store import REPORT_ENTITY, report_from_item
+from reports.watchers import WATCH_KIND
+
+logger = Logger()
+tracer = Tracer(patch_modules=["botocore"])
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def _presign(report: Report) -> str | None:
+    if not report.pdf_key:
+        return None
+    return dependencies.report_files().presign_pdf(
+        report.pdf_key, filename=pdf_filename(report), expires_seconds=settings().presign_expires_seconds
+    )
+
+
+def handle_record(record: DynamoDBRecord) -> None:
+    raw = record.raw_event["dynamodb"]
+    new, old = raw.get("NewImage") or {}, raw.get("OldImage") or {}
+    if new.get("entity", {}).get("S") == REPORT_ENTITY:
+        result = notify_change(
+            report_from_item(old) if old else None,
+            report_from_item(new),
+            watchers=dependencies.connection_store(),
+            pusher=dependencies.pusher(),
+            publisher=dependencies.event_publisher(),
+            now=utc_now(),
+            presign=_presign,
+        )
+        logger.info("report change sent", extra={"report_id": new["id"]["S"], **result.__dict__})
+    elif new.get("kind", {}).get("S") == WATCH_KIND and record.raw_event.get("eventName") == "INSERT":
+        replay_current_state(
+            new["connectionId"]["S"],
+            new["reportId"]["S"],
+            store=dependencies.report_store(),
+            watchers=dependencies.connection_store(),
+            pusher=dependencies.pusher(),
+            presign=_presign,
+        )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
