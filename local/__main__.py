@@ -1,12 +1,13 @@
 """``make run``: serve template.yaml on this machine until Ctrl-C.
 
-LOCAL_API_PORT=3000 LOCAL_API_KEYS=local-dev-key=local python -m local
+LOCAL_API_PORT=3000 LOCAL_WS_PORT=3001 LOCAL_API_KEYS=local-dev-key=local python -m local
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -32,11 +33,15 @@ def main() -> int:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     key = next(iter(config.api_keys))
+    websocket = f"  WebSocket    {runtime.ws_url}   (@connections on the same port)\n" if runtime.ws_url else ""
     print(
         f"Ready in {time.perf_counter() - began:.1f} s.\n"
         f"  REST API     {runtime.api_url}/api/v1/report\n"
         f"  API key      {key}   (header x-api-key; LOCAL_API_KEYS sets others)\n"
+        f"{websocket}"
         f"  AWS (moto)   {runtime.aws_endpoint}\n"
+        f"  Webhooks     signed with {os.environ['WEBHOOK_SECRET']}\n"
+        "               (WEBHOOK_SECRET sets it; callbacks to 127.0.0.1 are allowed here)\n"
         f"Try:\n"
         f"  curl -si -X POST {runtime.api_url}/api/v1/report -H 'x-api-key: {key}' "
         '-H \'Content-Type: application/json\' -d \'{"reportType": "COFFEE_SALES", "reportDate": "2021-01-01"}\'\n'

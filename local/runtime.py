@@ -1,5 +1,6 @@
 """The whole of template.yaml on this machine: AWS in an embedded moto server, the REST API on
-``http://127.0.0.1:3000``, and every queue and stream feeding its function, all driven by the
+``http://127.0.0.1:3000``, the WebSocket API (and its ``@connections`` endpoint) on
+``ws://127.0.0.1:3001``, and every queue and stream feeding its function, all driven by the
 template so nothing here can drift from what ``sam deploy`` creates."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ logger = logging.getLogger("local.runtime")
 
 DEFAULT_API_KEYS = "local-dev-key=local"
 DEFAULT_API_PORT = 3000
+DEFAULT_WS_PORT = 3001
 
 
 class LocalRuntimeError(RuntimeError):
@@ -68,6 +70,7 @@ class RuntimeConfig:
     host: str = "127.0.0.1"
     api_port: int = DEFAULT_API_PORT
     aws_port: int = 0
+    ws_port: int = DEFAULT_WS_PORT
     api_keys: Mapping[str, str] = field(default_factory=lambda: parse_api_keys(DEFAULT_API_KEYS))
     seed: tuple[date, date] | None = None
     parameters: Mapping[str, str] = field(default_factory=lambda: {"LogLevel": "WARNING"})
@@ -88,10 +91,21 @@ class RuntimeConfig:
             "seed": parse_seed_range(environ.get("LOCAL_SEED", "")),
             "api_port": port("LOCAL_API_PORT", DEFAULT_API_PORT),
             "aws_port": port("LOCAL_AWS_PORT", 0),
+            "ws_port": port("LOCAL_WS_PORT", DEFAULT_WS_PORT),
             "api_keys": parse_api_keys(environ.get("LOCAL_API_KEYS") or DEFAULT_API_KEYS),
         }
         values.update(overrides)
         return cls(**values)
+
+
+def port_error(host: str, port: int, variable: str, error: OSError) -> LocalRuntimeError:
+    """What to say when ``host:port`` (chosen by ``variable``) cannot be bound."""
+    if error.errno == errno.EADDRINUSE:
+        return LocalRuntimeError(
+            f"port {port} on {host} is already in use; stop what is using it "
+            f"(`ss -ltnp 'sport = :{port}'` shows it) or choose another with {variable}=..."
+        )
+    return LocalRuntimeError(f"cannot listen on {host}:{port}: {error.strerror}")
 
 
 def _check_port(host: str, port: int, variable: str) -> None:
@@ -102,17 +116,12 @@ def _check_port(host: str, port: int, variable: str) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                raise LocalRuntimeError(
-                    f"port {port} on {host} is already in use; stop what is using it "
-                    f"(`ss -ltnp 'sport = :{port}'` shows it) or choose another with {variable}=..."
-                ) from None
-            raise LocalRuntimeError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+            raise port_error(host, port, variable, error) from None
 
 
 def _check_dependencies() -> None:
     missing = []
-    for module in ("moto", "boto3", "samtranslator", "aws_lambda_powertools", "matplotlib", "reportlab"):
+    for module in ("moto", "boto3", "samtranslator", "aws_lambda_powertools", "matplotlib", "reportlab", "websockets"):
         try:
             __import__(module)
         except ImportError:
@@ -125,7 +134,8 @@ def _check_dependencies() -> None:
 
 
 class LocalRuntime:
-    """Start with ``with LocalRuntime(config) as runtime:``; ``runtime.api_url`` is the REST API."""
+    """Start with ``with LocalRuntime(config) as runtime:``; ``runtime.api_url`` is the REST API,
+    ``runtime.ws_url`` the WebSocket API (None when the template declares none)."""
 
     def __init__(self, config: RuntimeConfig | None = None) -> None:
         self.config = config or RuntimeConfig()
@@ -133,6 +143,11 @@ class LocalRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: ThreadingHTTPServer | None = None
+        self._websocket: Any = None
+        self.local_overrides: dict[str, str] = {}
+        """Function variables whose template values name what is served here instead (the WebSocket
+        API's URLs): given to ``embedded_aws`` so they are never resolved, and set in ``os.environ``
+        again once the local servers are bound. Add to it before ``start()`` to override others."""
         self.stack: DataStack | None = None
         self.aws: Any = None
         self.functions: dict[str, Any] = {}
@@ -152,11 +167,20 @@ class LocalRuntime:
         config = self.config
         _check_port(config.host, config.api_port, "LOCAL_API_PORT")
         _check_port(config.host, config.aws_port, "LOCAL_AWS_PORT")
+        _check_port(config.host, config.ws_port, "LOCAL_WS_PORT")
         try:
             template = SamTemplate.load(config.template_path)
             template.functions()
+            from local.websocket import websocket_api_id, websocket_routes
+
+            websocket_api = websocket_api_id(template)
+            if websocket_api is not None:
+                websocket_routes(template, websocket_api)
+            serves_websocket = websocket_api is not None
         except TemplateError as error:
             raise LocalRuntimeError(f"{error}; fix template.yaml (`make validate` explains more)") from None
+        if serves_websocket:
+            self._set_websocket_overrides(f"ws://{config.host}:{config.ws_port}")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         try:
@@ -168,12 +192,16 @@ class LocalRuntime:
                     port=config.aws_port,
                     parameters=config.parameters,
                     template_path=config.template_path,
+                    overrides=self.local_overrides,
                 )
             )
             self.stack = self.aws.stack
             from local.functions import LocalFunction
 
             self.functions = {name: LocalFunction(spec) for name, spec in self.aws.template.functions().items()}
+            if serves_websocket:
+                self._start_websocket()
+            self._apply_local_overrides()
             if config.seed:
                 self.seed(*config.seed)
             self._start_event_sources()
@@ -191,6 +219,9 @@ class LocalRuntime:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        if self._websocket is not None:  # after the event sources (no more pushes), before moto ($disconnect)
+            self._websocket.stop()
+            self._websocket = None
         self._exit.close()
 
     # -- pieces ---------------------------------------------------------------------------------
@@ -201,6 +232,11 @@ class LocalRuntime:
             raise RuntimeError("the runtime is not running")
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    @property
+    def ws_url(self) -> str | None:
+        """``ws://127.0.0.1:PORT``; its ``@connections`` endpoint is ``http://`` on the same port."""
+        return None if self._websocket is None else str(self._websocket.url)
 
     @property
     def aws_endpoint(self) -> str:
@@ -223,6 +259,35 @@ class LocalRuntime:
                 f"cannot serve the API on {self.config.host}:{self.config.api_port}: {error}"
             ) from None
         self._spawn("api", self._server.serve_forever)
+
+    def _start_websocket(self) -> None:
+        from local.websocket import LocalWebSocketApi
+
+        try:
+            websocket = LocalWebSocketApi(
+                self.aws.template,
+                self.functions,
+                host=self.config.host,
+                port=self.config.ws_port,
+                stage=self.config.parameters.get("StageName"),
+            )
+        except TemplateError as error:
+            raise LocalRuntimeError(f"{error}; fix template.yaml (`make validate` explains more)") from None
+        websocket.start()
+        self._websocket = websocket
+        self._set_websocket_overrides(websocket.url)
+
+    def _set_websocket_overrides(self, url: str) -> None:
+        """The functions' WebSocket variables: the deployed URLs name the API Gateway endpoints."""
+        self.local_overrides["WEBSOCKET_URL"] = url
+        self.local_overrides["WEBSOCKET_MANAGEMENT_URL"] = "http" + url.removeprefix("ws")
+
+    def _apply_local_overrides(self) -> None:
+        """After ``embedded_aws`` has set the functions' variables: the overrides win."""
+        from reports.dependencies import clear_dependencies
+
+        os.environ.update(self.local_overrides)
+        clear_dependencies()
 
     def _start_event_sources(self) -> None:
         from local.event_sources import DynamoDBStreamEventSource, SqsEventSource

@@ -204,7 +204,8 @@ def create_data_stack(
         raise TemplateError(f"moto could not create the data resources of {template.path.name}: {error}") from error
     # moto lists resources it cannot create without their ids; the checks below name what is missing.
     described = [
-        r for r in cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]
+        r
+        for r in cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]
         if "LogicalResourceId" in r and "PhysicalResourceId" in r
     ]
     region = session.region_name
@@ -251,7 +252,7 @@ def _subscribe(session: Any, template: SamTemplate, stack: DataStack) -> None:
 
 def _evaluate(expression: Any, conditions: Mapping[str, Any], stack: DataStack) -> bool:
     """Fn::Equals, Fn::Not, Fn::And, Fn::Or and Condition, over parameters and pseudo parameters."""
-    (function, argument), = expression.items()
+    ((function, argument),) = expression.items()
     if function == "Fn::Equals":
         return stack.resolve(argument[0]) == stack.resolve(argument[1])
     if function == "Fn::Not":

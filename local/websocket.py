@@ -37,6 +37,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from local.events import websocket_event, websocket_id
+from local.runtime import DEFAULT_WS_PORT, LocalRuntimeError, port_error
 from local.template import SamTemplate, TemplateError
 
 logger = logging.getLogger("local.ws")
@@ -44,7 +45,6 @@ logger = logging.getLogger("local.ws")
 _websockets_logger = logging.getLogger("local.ws.websockets")
 _websockets_logger.setLevel(logging.WARNING)
 
-DEFAULT_WS_PORT = 3001
 API_TYPE = "AWS::ApiGatewayV2::Api"
 ROUTE_TYPE = "AWS::ApiGatewayV2::Route"
 INTEGRATION_TYPE = "AWS::ApiGatewayV2::Integration"
@@ -279,8 +279,6 @@ class LocalWebSocketApi:
         self.stop()
 
     def start(self) -> None:
-        from local.runtime import LocalRuntimeError, port_error
-
         if self._thread is not None:
             raise RuntimeError("the WebSocket API is already running")
         try:
@@ -381,8 +379,11 @@ class LocalWebSocketApi:
         describe = f" {route_key} {event['requestContext']['connectionId']}"
         return await asyncio.to_thread(function.invoke, event, describe=describe)
 
-    async def _process_response(self, connection: _Connection, request: Request, response: Response) -> Response | None:
+    async def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> Response | None:
         """``$connect``, once the handshake is valid: a status outside 2xx refuses it with that status."""
+        assert isinstance(connection, _Connection)
         if response.status_code != 101:
             return None
         began = time.perf_counter()
@@ -426,7 +427,8 @@ class LocalWebSocketApi:
         return status, _http_response(status, str(result.get("body") or "").encode(), headers)
 
     async def _on_connection(self, connection: ServerConnection) -> None:
-        assert isinstance(connection, _Connection) and connection.client is not None
+        assert isinstance(connection, _Connection)
+        assert connection.client is not None
         client = connection.client
         self._clients[client.connection_id] = connection
         try:
@@ -482,9 +484,7 @@ class LocalWebSocketApi:
         began = time.perf_counter()
         code, reason = _disconnect_status(connection)
         if "$disconnect" in self.routes:
-            event = self._event(
-                "$disconnect", client, disconnect_status_code=code, disconnect_reason=reason
-            )
+            event = self._event("$disconnect", client, disconnect_status_code=code, disconnect_reason=reason)
             try:
                 await self._invoke("$disconnect", event)
             except Exception:
@@ -494,16 +494,18 @@ class LocalWebSocketApi:
 
     # -- @connections ---------------------------------------------------------------------------
 
-    async def _process_request(self, connection: _Connection, request: Request) -> Response | None:
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Plain HTTP to ``[/stage]/@connections/{id}`` is the management API; anything else is a handshake."""
-        found = MANAGEMENT_PATH.match(unquote(urlsplit(request.path).path))
+        assert isinstance(connection, _Connection)
+        path = unquote(urlsplit(request.path).path)
+        found = MANAGEMENT_PATH.match(path)
         if found is None:
             return None
         began = time.perf_counter()
         response = await self._manage(request.method, found["id"], connection.http_body)
         elapsed = (time.perf_counter() - began) * 1000
         status = response.status_code
-        logger.info("%s %s -> %d %s in %.0f ms", request.method, request.path, status, response.reason_phrase, elapsed)
+        logger.info("%s %s -> %d %s in %.0f ms", request.method, path, status, response.reason_phrase, elapsed)
         return response
 
     async def _manage(self, method: str, connection_id: str, body: bytes) -> Response:
@@ -543,4 +545,4 @@ class LocalWebSocketApi:
         if method == "DELETE":
             await connection.close(1000)
             return _http_response(204, b"", request_id)
-        return _json_response(405, {"message": f"{method} is not a @connections method"}, {"Allow": "GET, POST, DELETE"})
+        return _json_response(405, {"message": f"no {method} on @connections"}, {"Allow": "GET, POST, DELETE"})

@@ -21,10 +21,11 @@ def runtime() -> Iterator[LocalRuntime]:
     gone before the functional tests (which use moto's in-process mock) run."""
     config = RuntimeConfig(
         api_port=0,
+        ws_port=0,
         api_keys={KEY_A: "tenant-a", KEY_B: "tenant-b"},
         seed=(date(2020, 12, 18), date(2021, 1, 8)),
         # A usage plan tight enough that the burst test really meets the throttle.
-        parameters={"LogLevel": "WARNING", "ApiRateLimit": "10", "ApiBurstLimit": "20"},
+        parameters={"LogLevel": "WARNING", "ApiRateLimit": "5", "ApiBurstLimit": "10"},
         poll_seconds=1,
     )
     with LocalRuntime(config) as started:

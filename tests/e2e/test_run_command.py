@@ -54,7 +54,14 @@ def port() -> int:
 
 def test_run_serves_the_api_and_stops_cleanly_on_ctrl_c(port: int) -> None:
     # GIVEN
-    process = start({"LOCAL_API_PORT": str(port), "LOCAL_SEED": "none", "LOCAL_API_KEYS": "k1=tenant-1"})
+    process = start(
+        {
+            "LOCAL_API_PORT": str(port),
+            "LOCAL_WS_PORT": str(free_port()),
+            "LOCAL_SEED": "none",
+            "LOCAL_API_KEYS": "k1=tenant-1",
+        }
+    )
     try:
         banner = read_until(process, "Ctrl-C stops it.")
         assert f"http://127.0.0.1:{port}/api/v1/report" in banner
@@ -86,7 +93,7 @@ def test_run_refuses_a_port_in_use_with_a_fix(port: int) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", port))
         busy.listen()
-        process = start({"LOCAL_API_PORT": str(port), "LOCAL_SEED": "none"})
+        process = start({"LOCAL_API_PORT": str(port), "LOCAL_WS_PORT": str(free_port()), "LOCAL_SEED": "none"})
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 2
     assert f"port {port} on 127.0.0.1 is already in use" in output
@@ -94,7 +101,7 @@ def test_run_refuses_a_port_in_use_with_a_fix(port: int) -> None:
 
 
 def test_run_refuses_a_malformed_seed_range() -> None:
-    process = start({"LOCAL_SEED": "last-tuesday"})
+    process = start({"LOCAL_SEED": "last-tuesday", "LOCAL_WS_PORT": "0"})
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 2
     assert "LOCAL_SEED must be none or FIRST:LAST" in output

@@ -232,15 +232,16 @@ def test_completion_is_published_once_with_attributes_for_filters(
 class Receiver:
     """A real HTTP endpoint on 127.0.0.1 that fails the first ``failures`` deliveries."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, *, final_status: int = 204) -> None:
         self.failures = failures
+        self.final_status = final_status
         self.requests: list[tuple[int, dict[str, str], bytes]] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 500 if len(receiver.requests) < receiver.failures else 204
+                status = 500 if len(receiver.requests) < receiver.failures else receiver.final_status
                 receiver.requests.append((status, dict(self.headers.items()), body))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -313,3 +314,76 @@ def test_submit_refuses_callbacks_to_private_addresses(api: InProcessApi, stack:
         answer = api.post({**VALID, "callbackUrl": url})
         assert answer.status == 400, url
         assert answer.body["field"] == "callbackUrl"
+
+
+def test_the_sample_events_in_events_run_through_their_handlers(stack: DataStack, pusher: FakePusher) -> None:
+    from tests.conftest import load_event
+
+    context = LambdaContext(function_name="sample", timeout_seconds=30)
+    # a sample token is not signed with this deployment's key
+    assert connections.handler(load_event("connections-connect"), context)["statusCode"] == 401
+    assert connections.handler(load_event("connections-subscribe"), context)["statusCode"] == 401
+    assert connections.handler(load_event("connections-ping"), context)["statusCode"] == 200
+    assert connections.handler(load_event("connections-disconnect"), context)["statusCode"] == 200
+    listener = topic_listener(stack)
+    assert notify.handler(load_event("notify-report-completed"), context) == {"batchItemFailures": []}
+    published = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=listener)["Messages"]
+    assert json.loads(json.loads(published[0]["Body"])["Message"])["type"] == "report.completed"
+    # the sample's report does not exist here, so no callback is owed: acknowledged, not retried
+    assert webhook.handler(load_event("webhook-callback"), context) == {"batchItemFailures": []}
+
+
+def test_a_receiver_answering_410_is_never_called_again(
+    api: InProcessApi, seeded: DataStack, jobs: SqsEventSource, pusher: FakePusher
+) -> None:
+    # GIVEN a receiver that says the hook is gone
+    gone = Receiver(failures=0, final_status=410)
+    report_id = api.post({**VALID, "callbackUrl": gone.url}).body["id"]
+    jobs.drain()
+    drain(stream_source(seeded, "ReportsTable"))
+    callbacks = callbacks_source(seeded)
+    # WHEN the webhook function tries, and SQS offers the message again
+    for _ in range(3):
+        callbacks.poll_once()
+    gone.server.shutdown()
+    # THEN one attempt, acknowledged, and the report remembers the hook is gone
+    assert len(gone.requests) == 1
+    assert dependencies.report_store().get(report_id).callback_status == "gone"  # type: ignore[union-attr]
+
+
+def test_a_callback_that_never_succeeds_ends_in_the_callbacks_dlq(
+    api: InProcessApi, seeded: DataStack, jobs: SqsEventSource, pusher: FakePusher
+) -> None:
+    # GIVEN a receiver that always fails
+    failing = Receiver(failures=1000)
+    api.post({**VALID, "callbackUrl": failing.url})
+    jobs.drain()
+    drain(stream_source(seeded, "ReportsTable"))
+    callbacks = callbacks_source(seeded)
+    attempts = int(seeded.parameters["WebhookMaxAttempts"])
+    # WHEN SQS offers it until its receives run out
+    for _ in range(attempts + 1):
+        callbacks.poll_once()
+    failing.server.shutdown()
+    # THEN every attempt was made, and the event waits in the dead-letter queue for the operators
+    assert len(failing.requests) == attempts
+    dlq = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=seeded.ref("CallbacksDeadLetterQueue"))
+    assert json.loads(dlq["Messages"][0]["Body"])["type"] == "report.completed"
+
+
+def test_deployed_keys_come_from_secrets_manager(stack: DataStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    token_arn = secrets.create_secret(Name="token", SecretString="token-key-material")["ARN"]
+    webhook_arn = secrets.create_secret(Name="webhook", SecretString="webhook-key-material")["ARN"]
+    for name, value in (
+        ("TOKEN_SECRET", ""),
+        ("WEBHOOK_SECRET", ""),
+        ("TOKEN_SECRET_ARN", token_arn),
+        ("WEBHOOK_SECRET_ARN", webhook_arn),
+    ):
+        monkeypatch.setenv(name, value)
+    dependencies.clear_dependencies()
+    assert dependencies.watch_token_key() == "token-key-material"
+    assert dependencies.webhook_signing_secret() == "whsec_" + base64.b64encode(b"webhook-key-material").decode()

@@ -1,0 +1,210 @@
+"""The push contract through the local runtime, with real clients: a WebSocket watcher and an
+HTTP receiver on 127.0.0.1 for callbacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from local.runtime import LocalRuntime
+from tests.e2e.conftest import Client
+
+VALID = {"reportType": "COFFEE_SALES", "reportDate": "2021-01-04"}
+STEPS = ["fetching data", "charting", "laying out", "uploading"]
+
+
+def messages_until_final(ws: ClientConnection, timeout: float = 60) -> list[dict[str, Any]]:
+    seen = []
+    while True:
+        message = json.loads(ws.recv(timeout=timeout))
+        seen.append(message)
+        if message.get("type") == "report.updated" and message["report"]["status"] in ("COMPLETED", "FAILED"):
+            return seen
+
+
+def test_a_watcher_sees_progress_in_order_and_the_final_state(runtime: LocalRuntime, client: Client) -> None:
+    # GIVEN a report, watched through the link the API gave
+    created = client.post(VALID).json()
+    href = created["_links"]["websocket"]["href"]
+    assert href.startswith(f"{runtime.ws_url}?")
+    # WHEN the report runs
+    with connect(href) as ws:
+        messages = messages_until_final(ws)
+    # THEN the first message is the state at connection, every later one moves forward, the last is final
+    reports = [m["report"] for m in messages]
+    assert {m["type"] for m in messages} == {"report.updated"}
+    order = ["QUEUED", "RUNNING", "COMPLETED"]
+    assert [order.index(r["status"]) for r in reports] == sorted(order.index(r["status"]) for r in reports)
+    # (the state replayed at connection may repeat the change that was in flight: same step twice)
+    steps = [r["progress"]["step"] for r in reports if r["status"] == "RUNNING" and r.get("progress")]
+    distinct = [step for i, step in enumerate(steps) if i == 0 or steps[i - 1] != step]
+    assert distinct == [s for s in STEPS if s in distinct]
+    assert reports[-1]["status"] == "COMPLETED"
+    assert requests.get(reports[-1]["pdfUri"], timeout=30).content.startswith(b"%PDF")
+
+
+def test_a_watcher_that_connects_after_completion_gets_the_final_state_first(client: Client) -> None:
+    created = client.post(VALID).json()
+    client.wait(created["_links"]["self"]["href"])
+    fresh = client.get(created["_links"]["self"]["href"]).json()
+    with connect(fresh["_links"]["websocket"]["href"]) as ws:
+        first = json.loads(ws.recv(timeout=30))
+    assert (first["type"], first["report"]["status"]) == ("report.updated", "COMPLETED")
+
+
+def test_subscribe_and_ping_on_one_connection(runtime: LocalRuntime, client: Client) -> None:
+    created = client.post(VALID).json()
+    href = created["_links"]["websocket"]["href"]
+    token = href.split("token=", 1)[1]
+    with connect(str(runtime.ws_url)) as ws:
+        ws.send(json.dumps({"action": "ping"}))
+        assert json.loads(ws.recv(timeout=30)) == {"type": "pong"}
+        ws.send(json.dumps({"action": "subscribe", "reportId": created["id"], "token": requests.utils.unquote(token)}))
+        assert messages_until_final(ws)[-1]["report"]["id"] == created["id"]
+        ws.send(json.dumps({"action": "subscribe", "reportId": created["id"], "token": "forged.token"}))
+        error = json.loads(ws.recv(timeout=30))
+        assert (error["type"], error["status"]) == ("error", 401)
+
+
+@pytest.mark.parametrize("token", ["", "forged.signature", "eyJyIjoiMDEifQ.c2ln"])
+def test_a_missing_or_forged_token_is_refused_at_connect(runtime: LocalRuntime, client: Client, token: str) -> None:
+    created = client.post(VALID).json()
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{runtime.ws_url}?reportId={created['id']}&token={token}")
+    assert refused.value.response.status_code == 401
+
+
+def test_another_tenants_token_does_not_open_this_report(
+    runtime: LocalRuntime, client: Client, other_tenant: Client
+) -> None:
+    mine = client.post(VALID).json()
+    theirs = other_tenant.post(VALID).json()
+    their_token = theirs["_links"]["websocket"]["href"].split("token=", 1)[1]
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{runtime.ws_url}?reportId={mine['id']}&token={their_token}")
+    assert refused.value.response.status_code == 403
+
+
+def test_a_vanished_connection_is_forgotten_and_does_not_stop_the_others(runtime: LocalRuntime, client: Client) -> None:
+    # GIVEN a report watched by a live client and by a connection that vanished without $disconnect
+    created = client.post({"reportType": "COFFEE_SALES_MONTHLY", "reportDate": "2021-01-01"}).json()
+    ddb, table = runtime.aws.client("dynamodb"), runtime.stack.ref("ConnectionsTable")
+    for pk, sk, kind in (
+        (f"report#{created['id']}", "conn#vanished=", "stale"),
+        ("conn#vanished=", f"report#{created['id']}", "watching"),
+    ):
+        ddb.put_item(
+            TableName=table,
+            Item={
+                "pk": {"S": pk},
+                "sk": {"S": sk},
+                "kind": {"S": kind},
+                "connectionId": {"S": "vanished="},
+                "reportId": {"S": created["id"]},
+                "tenant": {"S": "tenant-a"},
+            },
+        )
+    # WHEN the report runs
+    with connect(created["_links"]["websocket"]["href"]) as ws:
+        final = messages_until_final(ws)[-1]
+    # THEN the live client got it all, and the vanished one (410) is no longer a watcher
+    assert final["report"]["status"] == "COMPLETED"
+    left = ddb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"report#{created['id']}"}},
+    )["Items"]
+    assert "conn#vanished=" not in {item["sk"]["S"] for item in left}
+
+
+class Receiver:
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests: list[tuple[int, dict[str, str], bytes]] = []
+        self.done = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = 503 if len(receiver.requests) < receiver.failures else 200
+                receiver.requests.append((status, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                if status == 200:
+                    receiver.done.set()
+
+            def log_message(self, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/reports?source=e2e"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    started = Receiver(failures=2)
+    yield started
+    started.server.shutdown()
+
+
+def test_a_callback_failing_twice_is_accepted_once_with_a_stable_id_and_a_valid_signature(
+    client: Client, receiver: Receiver
+) -> None:
+    # GIVEN a report whose callback receiver fails twice
+    created = client.post({**VALID, "callbackUrl": receiver.url})
+    assert created.status_code == 201, created.text
+    # WHEN it completes and the webhook function delivers, backing off between attempts
+    assert receiver.done.wait(timeout=90), receiver.requests
+    # THEN one accepted delivery, after two refused, all carrying one webhook-id
+    assert [status for status, _, _ in receiver.requests] == [503, 503, 200]
+    assert len({headers["webhook-id"] for _, headers, _ in receiver.requests}) == 1
+    # AND the official verifier accepts our signature and rejects a tampered body
+    verifier = Webhook(os.environ["WEBHOOK_SECRET"])
+    _, headers, body = receiver.requests[-1]
+    event = verifier.verify(body, headers)
+    assert (event["type"], event["data"]["id"], event["data"]["status"]) == (
+        "report.completed",
+        created.json()["id"],
+        "COMPLETED",
+    )
+    with pytest.raises(WebhookVerificationError):
+        verifier.verify(body.replace(b"COMPLETED", b"FAILED"), headers)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.8/hook",
+        "http://192.168.1.10/hook",
+        "http://172.16.0.1/hook",
+        "http://[fd00::1]/hook",
+        "http://[fe80::1]/hook",
+        "http://0x7f.1/hook",
+        "http://2130706433/hook",
+        "http://224.0.0.1/hook",
+        "http://0.0.0.0/hook",
+        "file:///etc/passwd",
+        "http://user:pass@example.com/hook",
+    ],
+)
+def test_every_ssrf_form_is_refused_at_submit(client: Client, url: str) -> None:
+    response = client.post({**VALID, "callbackUrl": url})
+    assert response.status_code == 400
+    problem = response.json()
+    assert problem["field"] == "callbackUrl"
+    assert problem["detail"]
