@@ -4,9 +4,7 @@ watcher from the Reports stream, the ReportEvents topic, and signed callbacks wi
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +18,7 @@ from local.template import DataStack
 from reports import dependencies
 from tests.conftest import REGION, template
 from tests.functional.conftest import InProcessApi
+from tests.receivers import Receiver
 
 VALID = {"reportType": "COFFEE_SALES", "reportDate": "2021-01-01"}
 
@@ -229,37 +228,11 @@ def test_completion_is_published_once_with_attributes_for_filters(
     }
 
 
-class Receiver:
-    """A real HTTP endpoint on 127.0.0.1 that fails the first ``failures`` deliveries."""
-
-    def __init__(self, failures: int, *, final_status: int = 204) -> None:
-        self.failures = failures
-        self.final_status = final_status
-        self.requests: list[tuple[int, dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 500 if len(receiver.requests) < receiver.failures else receiver.final_status
-                receiver.requests.append((status, dict(self.headers.items()), body))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                """Quiet."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/reports"
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     started = Receiver(failures=2)
     yield started
-    started.server.shutdown()
+    started.close()
 
 
 def callbacks_source(stack: DataStack) -> SqsEventSource:
@@ -288,7 +261,7 @@ def test_a_callback_that_fails_twice_is_accepted_exactly_once_with_one_webhook_i
     for _ in range(5):
         callbacks.poll_once()
     # THEN three attempts, one accepted, all with the same webhook-id, each verifiable
-    assert [status for status, _, _ in receiver.requests] == [500, 500, 204]
+    assert [status for status, _, _ in receiver.requests] == [500, 500, 200]
     ids = {headers["webhook-id"] for _, headers, _ in receiver.requests}
     assert len(ids) == 1
     verifier = Webhook(dependencies.webhook_signing_secret())
@@ -345,7 +318,7 @@ def test_a_receiver_answering_410_is_never_called_again(
     # WHEN the webhook function tries, and SQS offers the message again
     for _ in range(3):
         callbacks.poll_once()
-    gone.server.shutdown()
+    gone.close()
     # THEN one attempt, acknowledged, and the report remembers the hook is gone
     assert len(gone.requests) == 1
     assert dependencies.report_store().get(report_id).callback_status == "gone"  # type: ignore[union-attr]
@@ -364,7 +337,7 @@ def test_a_callback_that_never_succeeds_ends_in_the_callbacks_dlq(
     # WHEN SQS offers it until its receives run out
     for _ in range(attempts + 1):
         callbacks.poll_once()
-    failing.server.shutdown()
+    failing.close()
     # THEN every attempt was made, and the event waits in the dead-letter queue for the operators
     assert len(failing.requests) == attempts
     dlq = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=seeded.ref("CallbacksDeadLetterQueue"))
