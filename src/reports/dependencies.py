@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import base64
 from functools import cache
+from typing import TYPE_CHECKING
 
 from reports import clients
 from reports.files import ReportFiles
 from reports.idempotency import DynamoIdempotencyStore
 from reports.jobs import JobQueue
-from reports.notifications import EventPublisher, Pusher
 from reports.retrieval import DurationEstimates
-from reports.sales_archive import SalesArchive
 from reports.settings import SettingsError, settings
 from reports.store import DynamoReportStore
-from reports.watchers import ConnectionStore
+
+if TYPE_CHECKING:  # imported where first needed: the API functions never load these
+    from reports.notifications import EventPublisher, Pusher
+    from reports.sales_archive import SalesArchive
+    from reports.watchers import ConnectionStore
 
 
 @cache
@@ -46,6 +49,8 @@ def report_files() -> ReportFiles:
 
 @cache
 def sales_archive() -> SalesArchive:
+    from reports.sales_archive import SalesArchive
+
     return SalesArchive(clients.s3(), settings().sales_bucket)
 
 
@@ -64,16 +69,22 @@ def clear_dependencies() -> None:
 
 @cache
 def connection_store() -> ConnectionStore:
+    from reports.watchers import ConnectionStore
+
     return ConnectionStore(clients.dynamodb(), settings().connections_table)
 
 
 @cache
 def pusher() -> Pusher:
+    from reports.notifications import Pusher
+
     return Pusher(clients.connections(settings().websocket_management_url))
 
 
 @cache
 def event_publisher() -> EventPublisher:
+    from reports.notifications import EventPublisher
+
     return EventPublisher(clients.sns(), settings().report_events_topic_arn)
 
 

@@ -8,10 +8,8 @@ data does not reach that far), not an error.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -60,6 +58,10 @@ class SalesArchive:
         Generating is CPU-bound and uploading is I/O-bound, so days are generated in worker processes
         (one per core) while threads upload the days already made.
         """
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor  # seeding only: keeps API cold starts light
+
         days = list(_days(start, end))
         with (
             # spawn, not fork: the caller may run threads (the local runtime does), and forking them is unsafe.
