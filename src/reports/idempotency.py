@@ -98,12 +98,14 @@ class DynamoIdempotencyStore(IdempotencyStore):
                 ConditionExpression="attribute_not_exists(id) OR expiration < :now",
                 ExpressionAttributeValues={":now": {"N": str(epoch)}},
             )
-            return Claim(record_id=rid, report_id=report_id, fresh=True)
         except self._client.exceptions.ConditionalCheckFailedException:
-            pass
+            return self._earlier_claim(rid, digest)
         except Exception as error:
             raise StoreUnavailableError(f"could not claim the idempotency key: {error}") from error
+        return Claim(record_id=rid, report_id=report_id, fresh=True)
 
+    def _earlier_claim(self, rid: str, digest: str) -> Claim:
+        """The key is taken: describe the claim that holds it, or refuse a different body (422)."""
         existing = self._read(rid)
         if existing is None:  # expired and removed between our write and our read
             raise IdempotencyInFlightError("this Idempotency-Key changed hands while we looked; retry the request")

@@ -16,7 +16,7 @@ from reports.catalog import RenderInput, ReportDefinition
 from reports.errors import NoDataError
 from reports.render import metrics, theme
 from reports.render.metrics import Totals
-from reports.report_types import _sales_tables
+from reports.report_types import _sales_charts, _sales_tables
 
 if TYPE_CHECKING:
     from reportlab.platypus import Flowable
@@ -108,37 +108,22 @@ def _chart_sheet(figures: _DayFigures) -> ChartImage:
         labels=(theme.short_date(figures.day), theme.short_date(figures.previous_day)),
     )
 
-    products = charts.Box(82, 262, 150, 300)
-    sheet.title(products, "Revenue by product", "Bars coloured by category", indent=82)
-    charts.ranking(
+    _sales_charts.product_ranking(
         sheet,
-        products,
-        labels=[name for name, _ in figures.products],
-        values=[totals.revenue_cents for _, totals in figures.products],
-        colours=[theme.category_colour(figures.category_of[name]) for name, _ in figures.products],
+        charts.Box(82, 262, 150, 300),
+        figures.products,
+        figures.category_of,
+        title="Revenue by product",
+        subtitle="Bars coloured by category",
     )
-
-    categories = charts.Box(300, 262, 200, 104)
-    sheet.title(categories, "Category mix", "Share of revenue")
-    charts.mix(
+    _sales_charts.category_mix(
         sheet,
-        categories,
-        labels=[name for name, _ in figures.categories],
-        values=[totals.revenue_cents for _, totals in figures.categories],
-        colours=[theme.category_colour(name) for name, _ in figures.categories],
+        charts.Box(300, 262, 200, 104),
+        figures.categories,
+        subtitle="Share of revenue",
         centre=theme.money(figures.total.revenue_cents),
-        caption="revenue",
     )
-
-    stores = charts.Box(380, 420, 100, 142)
-    sheet.title(stores, "Revenue by store", indent=80)
-    charts.ranking(
-        sheet,
-        stores,
-        labels=[name for (name, _city), _ in figures.stores],
-        values=[totals.revenue_cents for _, totals in figures.stores],
-        colours=theme.ESPRESSO,
-    )
+    _sales_charts.store_ranking(sheet, charts.Box(380, 420, 100, 142), figures.stores, title="Revenue by store")
     return sheet.render()
 
 

@@ -16,7 +16,7 @@ from reports.catalog import RenderInput, ReportDefinition
 from reports.errors import NoDataError
 from reports.render import metrics, theme
 from reports.render.metrics import Totals
-from reports.report_types import _sales_tables
+from reports.report_types import _sales_charts, _sales_tables
 
 if TYPE_CHECKING:
     from reportlab.platypus import Flowable
@@ -130,37 +130,17 @@ def _chart_sheet(figures: _MonthFigures) -> ChartImage:
         weekend=[weekday >= 5 for weekday in range(7)],
     )
 
-    categories = charts.Box(300, 262, 200, 100)
-    sheet.title(categories, "Category mix", "Share of the month's revenue")
-    charts.mix(
+    _sales_charts.category_mix(
         sheet,
-        categories,
-        labels=[name for name, _ in figures.categories],
-        values=[totals.revenue_cents for _, totals in figures.categories],
-        colours=[theme.category_colour(name) for name, _ in figures.categories],
+        charts.Box(300, 262, 200, 100),
+        figures.categories,
+        subtitle="Share of the month's revenue",
         centre=theme.money_short(figures.total.revenue_cents),
-        caption="revenue",
     )
-
-    products = charts.Box(82, 408, 150, 150)
-    sheet.title(products, "Products by revenue", indent=82)
-    charts.ranking(
-        sheet,
-        products,
-        labels=[name for name, _ in figures.products],
-        values=[totals.revenue_cents for _, totals in figures.products],
-        colours=[theme.category_colour(figures.category_of[name]) for name, _ in figures.products],
+    _sales_charts.product_ranking(
+        sheet, charts.Box(82, 408, 150, 150), figures.products, figures.category_of, title="Products by revenue"
     )
-
-    stores = charts.Box(380, 408, 100, 100)
-    sheet.title(stores, "Stores by revenue", indent=80)
-    charts.ranking(
-        sheet,
-        stores,
-        labels=[name for (name, _city), _ in figures.stores],
-        values=[totals.revenue_cents for _, totals in figures.stores],
-        colours=theme.ESPRESSO,
-    )
+    _sales_charts.store_ranking(sheet, charts.Box(380, 408, 100, 100), figures.stores, title="Stores by revenue")
     return sheet.render()
 
 
