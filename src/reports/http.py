@@ -173,6 +173,7 @@ def report_resource(
         "reportDate": report.report_date.isoformat(),
         "status": report.status.value,
         "completed": report.completed,
+        "version": report.version,
         "createdAt": _iso(report.created_at),
         "updatedAt": _iso(report.updated_at),
     }

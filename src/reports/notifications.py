@@ -98,6 +98,8 @@ def notify_change(
     message = updated_message(new, pdf_uri)
     pushed = forgotten = 0
     for connection_id in watchers.watchers(new.id):
+        if not watchers.claim_push(connection_id, new.id, new.version):
+            continue  # already sent this version or a newer one (the replay at connection won the race)
         if pusher.push(connection_id, message):
             pushed += 1
         else:
@@ -132,6 +134,8 @@ def replay_current_state(
     report = store.get(report_id)
     if report is None:
         return False
+    if not watchers.claim_push(connection_id, report_id, report.version):
+        return True  # a change already brought this version (or a newer one) to the watcher
     if pusher.push(connection_id, updated_message(report, presign(report) if report.completed else None)):
         return True
     watchers.forget_watch(connection_id, report_id)

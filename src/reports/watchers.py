@@ -47,6 +47,25 @@ class ConnectionStore:
         except Exception as error:
             raise StoreUnavailableError(f"could not record the watch: {error}") from error
 
+    def claim_push(self, connection_id: str, report_id: str, version: int) -> bool:
+        """Whether this connection should be sent ``version`` of the report: true once per version,
+        and never for a version older than one it was already sent. The replay at connection and
+        the stream's changes race each other; this keeps what a watcher sees in order and single.
+        False too when the watch is gone."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _report_pk(report_id)}, "sk": {"S": _connection_pk(connection_id)}},
+                UpdateExpression="SET sentVersion = :v",
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(sentVersion) OR sentVersion < :v)",
+                ExpressionAttributeValues={":v": {"N": str(version)}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        except Exception as error:
+            raise StoreUnavailableError(f"could not record the push: {error}") from error
+        return True
+
     def watchers(self, report_id: str) -> list[str]:
         return [item["connectionId"]["S"] for item in self._query(_report_pk(report_id))]
 

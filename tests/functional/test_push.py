@@ -182,6 +182,27 @@ def test_a_watcher_that_connects_after_completion_still_gets_the_final_state(
     assert [m["report"]["status"] for m in pusher.to("late")] == ["COMPLETED"]
 
 
+def test_changes_still_on_the_stream_never_take_a_newer_replayed_state_back(
+    api: InProcessApi, seeded: DataStack, jobs: SqsEventSource, pusher: FakePusher
+) -> None:
+    # GIVEN a report that ran while its changes are still waiting on the Reports stream
+    created = api.post(VALID).body
+    reports, watches = stream_source(seeded, "ReportsTable"), stream_source(seeded, "ConnectionsTable")
+    jobs.drain()
+    # WHEN a watcher connects, its replay runs first, and only then the older changes arrive
+    call("$connect", "racing", query=link_of(created))
+    drain(watches)
+    drain(reports)
+    # THEN it saw the newest state once and nothing older after it
+    messages = pusher.to("racing")
+    assert [(m["report"]["status"], m["report"]["version"]) for m in messages] == [
+        ("COMPLETED", messages[0]["report"]["version"])
+    ]
+    # AND a redelivered stream batch sends nothing twice
+    drain(stream_source(seeded, "ReportsTable"))
+    assert len(pusher.to("racing")) == 1
+
+
 def test_a_gone_connection_is_forgotten_and_the_others_still_get_the_message(
     api: InProcessApi, seeded: DataStack, jobs: SqsEventSource, pusher: FakePusher
 ) -> None:
