@@ -12,7 +12,7 @@ PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-REQUIREMENTS := requirements.txt src/requirements.txt layers/render/requirements.txt
+REQUIREMENTS := requirements.txt src/requirements.txt layers/render/requirements.txt client/pyproject.toml
 REGION ?= us-east-1
 PYTEST_ARGS ?=
 
@@ -33,10 +33,10 @@ install: $(INSTALLED) ## create .venv with everything (Python 3.13)
 test: $(INSTALLED) ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(INSTALLED) ## ruff (lint and format check) and mypy on src/
+lint: $(INSTALLED) ## ruff (lint and format check) and mypy on src/ and client/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy src
+	$(BIN)/mypy src client/async_reports_client
 
 format: $(INSTALLED) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -16,14 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 import requests  # noqa: E402
+from _local_runtime import KEY, bench_config  # noqa: E402
 
-from local.runtime import LocalRuntime, RuntimeConfig  # noqa: E402
+from local.runtime import LocalRuntime  # noqa: E402
 from reports.catalog import RenderInput, report_definitions  # noqa: E402
 
 REPORTS = 10
 BURST = 200
 BODY = {"reportType": "COFFEE_SALES", "reportDate": "2021-01-05"}
-KEY = "bench-key"
 
 
 def latency(session: requests.Session, base: str) -> float:
@@ -56,12 +56,7 @@ def render_seconds(runtime: LocalRuntime) -> float:
 
 def main() -> int:
     logging.basicConfig(level=logging.ERROR)
-    config = RuntimeConfig(
-        api_port=0,
-        api_keys={KEY: "bench"},
-        seed=(date(2020, 12, 25), date(2021, 1, 10)),
-        parameters={"LogLevel": "WARNING", "ApiRateLimit": "100000", "ApiBurstLimit": "100000"},
-    )
+    config = bench_config()
     with LocalRuntime(config) as runtime:
         session = requests.Session()
         session.headers["x-api-key"] = KEY

@@ -10,7 +10,7 @@ import statistics
 import sys
 import threading
 import time
-from datetime import date, datetime
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 import requests  # noqa: E402
+from _local_runtime import KEY, bench_config  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
-from local.runtime import LocalRuntime, RuntimeConfig  # noqa: E402
+from local.runtime import LocalRuntime  # noqa: E402
 
 REPORTS = 8
-KEY = "bench-key"
 
 
 def main() -> int:
@@ -45,13 +45,7 @@ def main() -> int:
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     callback = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
 
-    config = RuntimeConfig(
-        api_port=0,
-        ws_port=0,
-        api_keys={KEY: "bench"},
-        seed=(date(2020, 12, 25), date(2021, 1, 10)),
-        parameters={"LogLevel": "WARNING", "ApiRateLimit": "100000", "ApiBurstLimit": "100000"},
-    )
+    config = bench_config()
     to_websocket, to_webhook = [], []
     with LocalRuntime(config) as runtime:
         session = requests.Session()

@@ -12,8 +12,20 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
+from async_reports_client.defaults import LOCAL_API_KEY, LOCAL_API_URL
 from local.runtime import LocalRuntime, LocalRuntimeError, RuntimeConfig
+
+
+def _cli_command(api_url: str, key: str) -> str:
+    """How to call the CLI against this runtime: bare when it is on the defaults."""
+    command = os.path.relpath(Path(sys.executable).with_name("async-reports"))
+    if api_url != LOCAL_API_URL:
+        command += f" --url {api_url}"
+    if key != LOCAL_API_KEY:
+        command += f" --api-key {key}"
+    return command
 
 
 def main() -> int:
@@ -33,6 +45,7 @@ def main() -> int:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     key = next(iter(config.api_keys))
+    cli = _cli_command(runtime.api_url, key)
     websocket = f"  WebSocket    {runtime.ws_url}   (@connections on the same port)\n" if runtime.ws_url else ""
     print(
         f"Ready in {time.perf_counter() - began:.1f} s.\n"
@@ -43,6 +56,8 @@ def main() -> int:
         f"  Webhooks     signed with {os.environ['WEBHOOK_SECRET']}\n"
         "               (WEBHOOK_SECRET sets it; callbacks to 127.0.0.1 are allowed here)\n"
         f"Try:\n"
+        f"  open {runtime.api_url}/ in a browser (submit, live progress, the PDF)\n"
+        f"  {cli} submit --type COFFEE_SALES --date 2021-01-01 --wait --via websocket --output r.pdf\n"
         f"  curl -si -X POST {runtime.api_url}/api/v1/report -H 'x-api-key: {key}' "
         '-H \'Content-Type: application/json\' -d \'{"reportType": "COFFEE_SALES", "reportDate": "2021-01-01"}\'\n'
         "Ctrl-C stops it.",

@@ -2,16 +2,19 @@
 
 Starts the local runtime (template.yaml's resources in an embedded moto, the REST API, the queue
 feeding the process function), seeds the sample sales, submits a COFFEE_SALES report for
-2021-01-01, polls the way a considerate client does (the server's ``Retry-After``, else exponential
-backoff with jitter), follows ``/pdf`` to the presigned URL, saves the PDF under ``out/`` and stops.
+2021-01-01 with a callback to a local webhook receiver, and follows it over every channel at once
+with the Python client (``client/``): WebSocket push with live progress, polling with the server's
+``Retry-After`` and backoff, and the signed webhook. Then it streams the PDF from its presigned URL
+into ``out/`` and stops.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import random
+import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,30 +33,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def wait_for_report(session: Any, url: str, *, timeout: float) -> dict[str, Any]:
-    """Poll ``url`` until the report is final, honouring ``Retry-After`` and sending ``If-None-Match``."""
-    deadline = time.monotonic() + timeout
-    backoff, polls, etag, report = 0.5, 0, None, None
-    while True:
-        response = session.get(url, headers={"If-None-Match": etag} if etag else {}, timeout=10)
-        polls += 1
-        if response.status_code == 200:
-            report, etag = response.json(), response.headers.get("ETag")
-        elif response.status_code != 304 or report is None:
-            raise SystemExit(f"GET {url} answered {response.status_code}: {response.text}")
-        progress = report.get("progress") or {}
-        step = f" - {progress['step']} ({progress['percent']}%)" if progress else ""
-        print(f"  poll {polls}: {response.status_code} {report['status']}{step}")
-        if report["status"] in ("COMPLETED", "FAILED"):
-            return dict(report)
-        hint = response.headers.get("Retry-After")
-        delay = float(hint) if hint and hint.isdigit() else backoff * random.uniform(0.5, 1.0)
-        backoff = min(backoff * 2, 8.0)
-        if time.monotonic() + delay > deadline:
-            raise SystemExit(f"report not finished after {timeout:.0f} s")
-        time.sleep(delay)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -62,48 +41,75 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
-    import requests
-
+    from async_reports_client import AsyncReportsError, Client, Report
+    from async_reports_client.progress import ProgressBar
+    from async_reports_client.webhooks import WebhookReceiver
     from local.runtime import LocalRuntime, LocalRuntimeError, RuntimeConfig
     from reports.sales import SAMPLE_DATA_END, SAMPLE_DATA_START
 
     started = time.perf_counter()
     print(f"Starting the local runtime and seeding sales {SAMPLE_DATA_START} to {SAMPLE_DATA_END} ...")
-    config = RuntimeConfig.from_environment(api_port=0, seed=(SAMPLE_DATA_START, SAMPLE_DATA_END))
+    config = RuntimeConfig.from_environment(api_port=0, ws_port=0, seed=(SAMPLE_DATA_START, SAMPLE_DATA_END))
     try:
         runtime = LocalRuntime(config)
         runtime.start()
     except LocalRuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    api_key = next(iter(config.api_keys))
+    target = args.out / f"{args.type.lower().replace('_', '-')}-{args.date}.pdf"
     try:
-        api_key = next(iter(config.api_keys))
-        session = requests.Session()
-        session.headers["x-api-key"] = api_key
-        print(f"  ready in {time.perf_counter() - started:.1f} s: API {runtime.api_url}, AWS {runtime.aws_endpoint}")
-        body = {"reportType": args.type, "reportDate": args.date}
-        print(f"POST {runtime.api_url}/api/v1/report {body}")
-        created = session.post(f"{runtime.api_url}/api/v1/report", json=body, timeout=10)
-        if created.status_code != 201:
-            print(f"  refused with {created.status_code}: {created.json().get('detail')}", file=sys.stderr)
+        print(f"  ready in {time.perf_counter() - started:.1f} s: API {runtime.api_url}, WebSocket {runtime.ws_url}")
+        with WebhookReceiver(os.environ["WEBHOOK_SECRET"]) as receiver:
+            client = Client(runtime.api_url, api_key)
+            print(f"POST {runtime.api_url}/api/v1/report {args.type} {args.date}, callbackUrl {receiver.url}")
+            report = client.submit(args.type, args.date, callback_url=receiver.url)
+            submitted = time.monotonic()
+            print(f"  201 Created: {report.id}, Retry-After: {report.retry_after:g} s")
+            print("Following it over each channel at once (the bar is the WebSocket's live progress):")
+            learned: dict[str, tuple[float, int, Report | BaseException]] = {}
+
+            def follow(via: str, on_update: Any = None) -> None:
+                own = Client(runtime.api_url, api_key)  # its own counter of status requests
+                try:
+                    final: Report | BaseException = own.wait(
+                        report, via=via, timeout=args.timeout, receiver=receiver, on_update=on_update,
+                        raise_on_failure=False,
+                    )  # fmt: skip
+                except AsyncReportsError as error:
+                    final = error
+                learned[via] = (time.monotonic() - submitted, own.requests_made, final)
+
+            bar = ProgressBar(sys.stdout)
+            waiters = [
+                threading.Thread(target=follow, args=("websocket", bar)),
+                threading.Thread(target=follow, args=("poll",)),
+                threading.Thread(target=follow, args=("webhook",)),
+            ]
+            for waiter in waiters:
+                waiter.start()
+            for waiter in waiters:
+                waiter.join()
+            bar.close()
+        for via, (after, requests_made, final) in sorted(learned.items(), key=lambda item: item[1][0]):
+            outcome = final.status if isinstance(final, Report) else f"error: {final}"
+            print(f"  {via:<9} learned {outcome} after {after:.2f} s with {requests_made} status request(s)")
+        final = learned["poll"][2]
+        if not isinstance(final, Report):
+            print(f"  the report did not finish: {final}", file=sys.stderr)
             return 1
-        location = created.headers["Location"]
-        print(f"  201 Created, Location: {location}, Retry-After: {created.headers.get('Retry-After')}")
-        report = wait_for_report(session, runtime.api_url + location, timeout=args.timeout)
-        if report["status"] == "FAILED":
-            print(f"  report FAILED: {report['error']['code']}: {report['error']['message']}", file=sys.stderr)
+        if final.failed:
+            error = final.error or {}
+            print(f"  report FAILED: {error.get('code')}: {error.get('message')}", file=sys.stderr)
             return 1
-        redirect = session.get(f"{runtime.api_url}{location}/pdf", allow_redirects=False, timeout=10)
-        print(f"GET {location}/pdf -> {redirect.status_code} See Other (presigned S3 URL)")
-        download = requests.get(redirect.headers["Location"], timeout=30)
-        download.raise_for_status()
+        print(f"GET /api/v1/report/{final.id}/pdf -> 303 See Other (presigned S3 URL), streamed to {target}")
+        size = client.download(final, target)
+    except AsyncReportsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     finally:
         runtime.stop()
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"{args.type.lower().replace('_', '-')}-{args.date}.pdf"
-    target.write_bytes(download.content)
-    print(f"Saved {target} ({len(download.content) / 1024:.0f} KiB) in {time.perf_counter() - started:.1f} s")
+    print(f"Saved {target} ({size / 1024:.0f} KiB) in {time.perf_counter() - started:.1f} s")
     return 0
 
 

@@ -7,7 +7,6 @@ variables, exactly as Lambda would see them.
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 from collections.abc import Iterator, Mapping
@@ -16,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from async_reports_client.defaults import LOCAL_WEBHOOK_SECRET
 from local.template import TEMPLATE_PATH, DataStack, SamTemplate, create_data_stack, function_environment
 
 REGION = "us-east-1"
-DEV_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"async-reports local development key").decode()
-"""Signs local callbacks unless WEBHOOK_SECRET says otherwise; printed by `make run`, never used deployed."""
+DEV_WEBHOOK_SECRET = LOCAL_WEBHOOK_SECRET
+"""Signs local callbacks unless WEBHOOK_SECRET says otherwise; printed by `make run`, never used deployed.
+The client's default too, so `async-reports wait --via webhook` verifies local callbacks as is."""
 DEFAULT_WEBSOCKET_URL = "ws://127.0.0.1:3001"
 
 
@@ -91,6 +92,15 @@ def embedded_aws(
         clear_dependencies()
         yield EmbeddedAws(endpoint_url=endpoint, stack=stack, template=template, session=session)
     finally:
+        # moto's state belongs to the process, not to the server: left behind, the next runtime in
+        # this process could not create its stack ("Stack async-reports-local already exists").
+        import requests
+
+        try:
+            bound_host, bound_port = server.get_host_and_port()
+            requests.post(f"http://{bound_host}:{bound_port}/moto-api/reset", timeout=30)
+        except requests.RequestException:
+            logging.getLogger("local.aws").warning("could not reset moto's state", exc_info=True)
         server.stop()
         os.environ.clear()
         os.environ.update(saved)

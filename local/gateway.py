@@ -2,7 +2,12 @@
 
 Routes come from the functions' ``Api`` events; API keys are checked against ``LOCAL_API_KEYS``
 (each key a tenant, as usage plans make them); the usage plan's throttle is a token bucket per key;
-and API Gateway's own errors are the template's ``GatewayResponses``, rendered as API Gateway does.
+API Gateway's own errors are the template's ``GatewayResponses``, rendered as API Gateway does; and
+a CORS preflight to a route is answered from the API's ``Cors``, as SAM's mock ``OPTIONS`` methods do.
+
+Where no route matches, ``GET``/``HEAD`` may also fetch the browser page: the files directly in
+``web_dir`` (``/`` is its ``index.html``) and a ``/config.json`` naming this API and a key. That is
+the local runtime's own addition; deployed, the page is a static asset and the API serves no files.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -49,6 +55,18 @@ FALLBACK = {
     "REQUEST_TOO_LARGE": "DEFAULT_4XX",
     "DEFAULT_5XX": "DEFAULT_5XX",
 }
+PAGE_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+}
+PAGE_CONFIG_PATH = "/config.json"
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,17 @@ class GatewayAnswer:
     body: bytes
 
 
+@dataclass(frozen=True)
+class CorsRule:
+    """The API's ``Cors``, resolved: the headers of the mock ``OPTIONS`` answer SAM adds to each path."""
+
+    allow_origin: str
+    allow_headers: str | None
+    allow_methods: str | None
+    max_age: str | None
+    allow_credentials: bool
+
+
 class ApiGateway:
     def __init__(
         self,
@@ -97,11 +126,25 @@ class ApiGateway:
         *,
         api_keys: Mapping[str, str],
         api_id: str = "ReportsApi",
+        web_dir: Path | None = None,
+        page_config: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
+        """``web_dir``: the browser page's files, served where no route matches (None: no page);
+        ``page_config``: what ``/config.json`` answers, asked at each request (the API's URL is only
+        known once the server is bound)."""
         api = template.resources[api_id]["Properties"]
         auth = api.get("Auth") or {}
+        self._stack = stack
         self._api_keys = dict(api_keys)
         self._responses: dict[str, Any] = api.get("GatewayResponses") or {}
+        global_api = (template.document.get("Globals") or {}).get("Api") or {}
+        self._cors = self._cors_rule(api.get("Cors", global_api.get("Cors")), stack)
+        # SAM's default: with ApiKeyRequired, the preflight needs a key too (browsers never send one).
+        self._preflight_needs_key = bool(auth.get("ApiKeyRequired")) and bool(
+            auth.get("AddApiKeyRequiredToCorsPreflight", True)
+        )
+        self._web_dir = web_dir
+        self._page_config = page_config
         throttle = (auth.get("UsagePlan") or {}).get("Throttle") or {}
         self._rate = float(stack.resolve(throttle["RateLimit"])) if "RateLimit" in throttle else 10000.0
         self._burst = float(stack.resolve(throttle["BurstLimit"])) if "BurstLimit" in throttle else 5000.0
@@ -139,12 +182,19 @@ class ApiGateway:
             if found and route.method == method:
                 match = (route, found.groupdict())
                 break
-        if match is None:
-            return self._gateway_error("MISSING_AUTHENTICATION_TOKEN", path, request_id)
-        route, parameters = match
         lowered = {k.lower(): v for k, v in headers.items()}
         api_key = lowered.get("x-api-key")
         tenant = self._api_keys.get(api_key or "")
+        if match is None:
+            if method == "OPTIONS" and self._cors is not None and self._is_resource(path):
+                if self._preflight_needs_key and tenant is None:
+                    return self._gateway_error("INVALID_API_KEY", path, request_id)
+                if tenant is not None and not self._admit(tenant):
+                    return self._gateway_error("THROTTLED", path, request_id)
+                return self._preflight_answer(self._cors, path)
+            page = self._page(path) if method in ("GET", "HEAD") else None
+            return page or self._gateway_error("MISSING_AUTHENTICATION_TOKEN", path, request_id)
+        route, parameters = match
         if route.api_key_required and tenant is None:
             return self._gateway_error("INVALID_API_KEY", path, request_id)
         if tenant is not None and not self._admit(tenant):
@@ -169,6 +219,69 @@ class ApiGateway:
             logger.exception("%s failed on %s %s", route.function.name, method, path)
             return self._gateway_error("DEFAULT_5XX", path, request_id)
 
+    # -- CORS -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _cors_rule(cors: Any, stack: DataStack) -> CorsRule | None:
+        """``Cors: "'origin'"`` (or an intrinsic) is the origin alone; a map names each header."""
+        if cors is None:
+            return None
+        spec = cors if isinstance(cors, dict) and "AllowOrigin" in cors else {"AllowOrigin": cors}
+
+        def value(name: str) -> str | None:
+            return None if spec.get(name) is None else stack.resolve(spec[name]).strip("'")
+
+        return CorsRule(
+            allow_origin=value("AllowOrigin") or "*",
+            allow_headers=value("AllowHeaders"),
+            allow_methods=value("AllowMethods"),
+            max_age=value("MaxAge"),
+            allow_credentials=spec.get("AllowCredentials") is True,
+        )
+
+    def _is_resource(self, path: str) -> bool:
+        return any(route.pattern.match(path) for route in self.routes)
+
+    def _preflight_answer(self, cors: CorsRule, path: str) -> GatewayAnswer:
+        """What SAM's mock integration answers: 200, the configured headers, ``{}``."""
+        methods = cors.allow_methods
+        if methods is None:  # SAM lists the path's own methods, and OPTIONS
+            methods = ",".join(sorted({r.method for r in self.routes if r.pattern.match(path)} | {"OPTIONS"}))
+        headers = {"Content-Type": "application/json", "Access-Control-Allow-Origin": cors.allow_origin}
+        if cors.allow_headers:
+            headers["Access-Control-Allow-Headers"] = cors.allow_headers
+        headers["Access-Control-Allow-Methods"] = methods
+        if cors.max_age is not None:
+            headers["Access-Control-Max-Age"] = cors.max_age
+        if cors.allow_credentials:
+            headers["Access-Control-Allow-Credentials"] = "true"
+        return GatewayAnswer(200, headers, b"{}")
+
+    # -- the browser page -----------------------------------------------------------------------
+
+    def _page(self, path: str) -> GatewayAnswer | None:
+        """A file directly in ``web_dir`` by its exact name, or the generated ``/config.json``; None
+        for anything else (the caller answers API Gateway's 403), so no path can leave the folder."""
+        if self._web_dir is None:
+            return None
+        headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+        if path == PAGE_CONFIG_PATH and self._page_config is not None:
+            body = json.dumps(dict(self._page_config())).encode()
+            return GatewayAnswer(200, {"Content-Type": PAGE_TYPES[".json"], **headers}, body)
+        name = "index.html" if path == "/" else path.removeprefix("/")
+        try:
+            files = {entry.name: entry for entry in self._web_dir.iterdir() if entry.is_file()}
+            file = files.get(name)
+            if file is None or name.startswith("."):
+                return None
+            body = file.read_bytes()
+        except OSError:
+            return None
+        content_type = PAGE_TYPES.get(file.suffix.lower(), "application/octet-stream")
+        return GatewayAnswer(200, {"Content-Type": content_type, **headers}, body)
+
+    # -- API Gateway's own answers --------------------------------------------------------------
+
     def _admit(self, tenant: str) -> bool:
         """Take a token under the lock: request threads must not interleave inside one bucket."""
         with self._lock:
@@ -191,7 +304,7 @@ class ApiGateway:
         status = int(spec.get("StatusCode") or DEFAULT_STATUS[kind])
         headers = {"Content-Type": "application/json"}
         for name, value in ((spec.get("ResponseParameters") or {}).get("Headers") or {}).items():
-            headers[name] = str(value).strip("'")
+            headers[name] = self._stack.resolve(value).strip("'")  # a literal, or !Sub "'${Parameter}'"
         template = (spec.get("ResponseTemplates") or {}).get("application/json")
         if template:
             body = (

@@ -17,14 +17,18 @@ from datetime import date
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from local.template import TEMPLATE_PATH, DataStack, SamTemplate, TemplateError
+from async_reports_client.defaults import LOCAL_API_KEY, LOCAL_API_URL, LOCAL_TENANT
+from local.template import ROOT, TEMPLATE_PATH, DataStack, SamTemplate, TemplateError
 
 logger = logging.getLogger("local.runtime")
 
-DEFAULT_API_KEYS = "local-dev-key=local"
-DEFAULT_API_PORT = 3000
+DEFAULT_API_KEYS = f"{LOCAL_API_KEY}={LOCAL_TENANT}"  # the client's default key, so the CLI needs no flags
+DEFAULT_API_PORT = int(urlsplit(LOCAL_API_URL).port or 3000)
 DEFAULT_WS_PORT = 3001
+WEB_DIR = ROOT / "web"
+"""The browser page (plain files, no build), served by the REST API's server at ``/``."""
 
 
 class LocalRuntimeError(RuntimeError):
@@ -76,6 +80,7 @@ class RuntimeConfig:
     parameters: Mapping[str, str] = field(default_factory=lambda: {"LogLevel": "WARNING"})
     template_path: Path = TEMPLATE_PATH
     poll_seconds: int = 1
+    web_dir: Path | None = WEB_DIR
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> RuntimeConfig:
@@ -233,10 +238,18 @@ class LocalRuntime:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
+    def page_config(self) -> dict[str, str]:
+        """``/config.json`` for the page at ``/``: this API and the first dev key, so it works at once."""
+        return {"apiUrl": self.api_url, "apiKey": next(iter(self.config.api_keys))}
+
     @property
     def ws_url(self) -> str | None:
         """``ws://127.0.0.1:PORT``; its ``@connections`` endpoint is ``http://`` on the same port."""
         return None if self._websocket is None else str(self._websocket.url)
+
+    def drop_websocket_connections(self) -> int:
+        """Cut every WebSocket connection as a network drop would (for fault tests); how many."""
+        return 0 if self._websocket is None else int(self._websocket.drop_connections())
 
     @property
     def aws_endpoint(self) -> str:
@@ -251,7 +264,14 @@ class LocalRuntime:
     def _start_api(self) -> None:
         from local.gateway import ApiGateway, serve
 
-        gateway = ApiGateway(self.aws.template, self.aws.stack, self.functions, api_keys=self.config.api_keys)
+        gateway = ApiGateway(
+            self.aws.template,
+            self.aws.stack,
+            self.functions,
+            api_keys=self.config.api_keys,
+            web_dir=self.config.web_dir,
+            page_config=self.page_config,
+        )
         try:
             self._server = serve(gateway, self.config.host, self.config.api_port)
         except OSError as error:

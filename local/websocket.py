@@ -324,6 +324,16 @@ class LocalWebSocketApi:
         """The open connections' ids, in no particular order."""
         return list(self._clients)
 
+    def drop_connections(self) -> int:
+        """Cut every open connection's TCP stream with no closing handshake, as a network drop
+        would (clients see 1006; each connection still gets its ``$disconnect``). For fault tests."""
+        loop, dropped = self._loop, list(self._clients.values())
+        if loop is None:
+            return 0
+        for connection in dropped:
+            loop.call_soon_threadsafe(connection.transport.abort)
+        return len(dropped)
+
     def _run(self, listener: socket.socket, ready: threading.Event) -> None:
         asyncio.run(self._main(listener, ready))
 

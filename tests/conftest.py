@@ -41,10 +41,10 @@ def load_event(name: str) -> dict[str, Any]:
 def _aws_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test can reach a real account: fake credentials, and no profile or endpoint leaks in.
 
-    The e2e tests are the exception: the local runtime has pointed this process at its own moto
-    server (``AWS_ENDPOINT_URL`` on 127.0.0.1), which they must keep.
+    The e2e and browser tests are the exception: the local runtime has pointed this process at its
+    own moto server (``AWS_ENDPOINT_URL`` on 127.0.0.1), which they must keep.
     """
-    if request.node.path.parent.name == "e2e":
+    if request.node.path.parent.name in ("e2e", "browser"):
         return
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)

@@ -66,6 +66,8 @@ def test_run_serves_the_api_and_stops_cleanly_on_ctrl_c(port: int) -> None:
         banner = read_until(process, "Ctrl-C stops it.")
         assert f"http://127.0.0.1:{port}/api/v1/report" in banner
         assert "API key      k1" in banner
+        # (and how to drive it with the CLI, flags included since the port and key are not the defaults)
+        assert f"async-reports --url http://127.0.0.1:{port} --api-key k1 submit" in banner
         # WHEN a client uses it
         response = requests.post(
             f"http://127.0.0.1:{port}/api/v1/report",
