@@ -8,14 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 
 from reports import dependencies
 from reports.http import HttpProblemError, HttpResponse, problem_for, problem_response, websocket_href
-from reports.settings import settings
+from reports.settings import cors_allow_origin, settings
 from reports.tokens import issue_watch_token
 
 logger = Logger(child=True)
+
+CORS_ALLOW_HEADERS = ["Idempotency-Key", "If-None-Match"]
+"""Beyond Powertools' own (Content-Type, X-Api-Key, ...); the template's Cors.AllowHeaders says the same."""
+CORS_EXPOSE_HEADERS = ["Location", "Retry-After", "ETag"]
 
 
 def to_response(answer: HttpResponse) -> Response[str]:
@@ -28,7 +32,12 @@ def to_response(answer: HttpResponse) -> Response[str]:
 
 
 def build_resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver()
+    """Every answer, errors included, carries Access-Control-Allow-Origin for a request with an
+    ``Origin`` (API Gateway answers the preflight itself, from the template's ``Cors``)."""
+    cors = CORSConfig(
+        allow_origin=cors_allow_origin(), allow_headers=CORS_ALLOW_HEADERS, expose_headers=CORS_EXPOSE_HEADERS
+    )
+    app = APIGatewayRestResolver(cors=cors)
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def handle_error(error: Exception) -> Response[str]:

@@ -30,6 +30,9 @@ WEBHOOK_SECRET = "WEBHOOK_SECRET"
 """Local mode only: the whsec_ signing key itself, instead of WEBHOOK_SECRET_ARN."""
 ALLOW_LOOPBACK_CALLBACKS = "ALLOW_LOOPBACK_CALLBACKS"
 """Local mode only: callbacks to 127.0.0.1 are allowed (never private or link-local addresses)."""
+CORS_ALLOW_ORIGIN = "CORS_ALLOW_ORIGIN"
+"""The origin whose pages may read the REST API's answers (``*`` for any): template's CorsAllowOrigin."""
+DEFAULT_CORS_ALLOW_ORIGIN = "*"
 
 
 class SettingsError(RuntimeError):
@@ -99,3 +102,9 @@ def settings() -> Settings:
         webhook_secret=os.environ.get(WEBHOOK_SECRET, "").strip(),
         allow_loopback_callbacks=os.environ.get(ALLOW_LOOPBACK_CALLBACKS, "").strip().lower() == "true",
     )
+
+
+def cors_allow_origin() -> str:
+    """``CORS_ALLOW_ORIGIN``, read apart from ``settings()``: the API functions build their resolver
+    when imported, where nothing else is required yet. Unset is the template's default, ``*``."""
+    return os.environ.get(CORS_ALLOW_ORIGIN, "").strip() or DEFAULT_CORS_ALLOW_ORIGIN
