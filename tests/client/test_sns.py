@@ -108,16 +108,6 @@ class FakeSns:
         return self.signed(message, version=version)
 
 
-@pytest.fixture(scope="module")
-def sns_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture
-def fake_sns(sns_key: rsa.RSAPrivateKey) -> FakeSns:
-    return FakeSns(sns_key, make_certificate(sns_key))
-
-
 def refusal(verify: Callable[[], object]) -> str:
     with pytest.raises(WebhookVerificationError) as caught:
         verify()

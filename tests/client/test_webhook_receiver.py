@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography.hazmat.primitives.asymmetric import rsa
 from standardwebhooks.webhooks import Webhook
 
 from async_reports_client.webhooks import ReceivedEvent, WebhookReceiver
 from reports.webhooks import sign, webhook_message_id, webhook_payload
-from tests.client.test_sns import EVENT, REPORT, SUBSCRIBE_URL, FakeSns, make_certificate
+from tests.client.test_sns import EVENT, REPORT, SUBSCRIBE_URL, FakeSns
 
 SECRET = "whsec_" + base64.b64encode(b"async-reports-client-test-secret").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"somebody else's secret, not ours").decode()
@@ -55,16 +54,6 @@ def sns_headers(message: dict[str, Any]) -> dict[str, str]:
         "x-amz-sns-topic-arn": message["TopicArn"],
         "Content-Type": "text/plain; charset=UTF-8",
     }
-
-
-@pytest.fixture(scope="module")
-def fake_sns_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture
-def fake_sns(fake_sns_key: rsa.RSAPrivateKey) -> FakeSns:
-    return FakeSns(fake_sns_key, make_certificate(fake_sns_key))
 
 
 @pytest.fixture

@@ -5,46 +5,26 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from local.events import ACCOUNT_ID, LambdaContext, api_gateway_event
-from local.functions import LocalFunction
+from local.events import LambdaContext, api_gateway_event
 from local.gateway import ApiGateway, GatewayAnswer
-from local.template import DataStack, FunctionSpec, SamTemplate
+from local.template import SamTemplate
 from reports import settings
 from tests.conftest import template
+from tests.fake_gateway import FakeFunction, fake_gateway
 
 KEYS = {"key-a": "tenant-a"}
 ORIGIN = "https://reports.example.com"
 REPORT = "/api/v1/report/01KAQ9Z3M2C7V4N8P6R5T0W1XY"
 
 
-class FakeFunction:
-    def __init__(self, spec: FunctionSpec) -> None:
-        self.spec = spec
-        self.name = spec.logical_id
-        self.events: list[dict[str, Any]] = []
-
-    def invoke(self, event: dict[str, Any], *, describe: str = "") -> Any:
-        self.events.append(event)
-        return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{}"}
-
-
 def gateway(document: dict[str, Any] | None = None, **parameters: str) -> tuple[ApiGateway, list[FakeFunction]]:
     """The gateway of the real template (or a changed copy), with fakes for its functions."""
-    sam = template() if document is None else SamTemplate(document)
-    stack = DataStack(
-        stack_name="unit",
-        region="us-east-1",
-        account=ACCOUNT_ID,
-        physical_ids={},
-        resource_types={},
-        parameters=sam.parameter_defaults() | parameters,
-    )
-    functions = {name: FakeFunction(spec) for name, spec in sam.functions().items()}
-    api = ApiGateway(sam, stack, cast(dict[str, LocalFunction], functions), api_keys=KEYS)
+    sam = None if document is None else SamTemplate(document)
+    api, functions = fake_gateway(KEYS, sam=sam, parameters=parameters)
     return api, list(functions.values())
 
 

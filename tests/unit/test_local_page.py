@@ -5,49 +5,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
-from local.events import ACCOUNT_ID
-from local.functions import LocalFunction
 from local.gateway import ApiGateway, GatewayAnswer
 from local.runtime import WEB_DIR, RuntimeConfig
-from local.template import DataStack
-from tests.conftest import template
+from tests.fake_gateway import fake_gateway
 
 PAGE_CONFIG = {"apiUrl": "http://127.0.0.1:3000", "apiKey": "local-dev-key"}
 
 
-class FakeFunction:
-    def __init__(self, spec: Any) -> None:
-        self.spec = spec
-        self.name = spec.logical_id
-        self.events: list[dict[str, Any]] = []
-
-    def invoke(self, event: dict[str, Any], *, describe: str = "") -> Any:
-        self.events.append(event)
-        return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{}"}
-
-
 def gateway(web_dir: Path | None, page_config: dict[str, str] | None = PAGE_CONFIG) -> ApiGateway:
-    stack = DataStack(
-        stack_name="unit",
-        region="us-east-1",
-        account=ACCOUNT_ID,
-        physical_ids={},
-        resource_types={},
-        parameters=template().parameter_defaults(),
-    )
-    functions = {name: FakeFunction(spec) for name, spec in template().functions().items()}
-    return ApiGateway(
-        template(),
-        stack,
-        cast(dict[str, LocalFunction], functions),
-        api_keys={"local-dev-key": "local"},
+    api, _ = fake_gateway(
+        {"local-dev-key": "local"},
         web_dir=web_dir,
         page_config=(lambda: page_config) if page_config is not None else None,
     )
+    return api
 
 
 def get(api: ApiGateway, target: str, method: str = "GET") -> GatewayAnswer:

@@ -10,21 +10,16 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from local.events import ACCOUNT_ID
-from local.functions import LocalFunction
-from local.gateway import MAX_PAYLOAD_BYTES, ApiGateway, GatewayAnswer, TokenBucket
+from local.gateway import MAX_PAYLOAD_BYTES, GatewayAnswer, TokenBucket
 from local.runtime import DEFAULT_API_PORT, LocalRuntime, LocalRuntimeError, RuntimeConfig, parse_api_keys
-from local.template import DataStack, FunctionSpec
 from tests.conftest import template
-
-Event = dict[str, Any]
-Answer = Callable[[Event], Any]
+from tests.fake_gateway import OK, Answer, Event, fake_gateway
 
 # -- start-up errors ----------------------------------------------------------------------------------------
 
@@ -192,37 +187,12 @@ def test_a_bad_port_variable_names_the_variable_and_the_allowed_range(variable: 
 # -- the API Gateway, without HTTP --------------------------------------------------------------------------
 
 KEYS = {"key-a": "tenant-a", "key-b": "tenant-b"}
-OK: Event = {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{}"}
 REPORT = "/api/v1/report/01KAQ9Z3M2C7V4N8P6R5T0W1XY"
-
-
-class FakeFunction:
-    """Stands in for a LocalFunction: the template's spec (so its routes), a canned answer, the events seen."""
-
-    def __init__(self, spec: FunctionSpec, answer: Answer) -> None:
-        self.spec = spec
-        self.name = spec.logical_id
-        self.events: list[Event] = []
-        self._answer = answer
-
-    def invoke(self, event: Event, *, describe: str = "") -> Any:
-        self.events.append(event)
-        return self._answer(event)
 
 
 class Gateway:
     def __init__(self, answer: Answer = lambda event: OK, **parameters: str) -> None:
-        # Only parameters are resolved by the gateway (the usage plan's throttle), so no AWS is needed.
-        stack = DataStack(
-            stack_name="unit",
-            region="us-east-1",
-            account=ACCOUNT_ID,
-            physical_ids={},
-            resource_types={},
-            parameters=template().parameter_defaults() | parameters,
-        )
-        self.functions = {name: FakeFunction(spec, answer) for name, spec in template().functions().items()}
-        self.api = ApiGateway(template(), stack, cast(dict[str, LocalFunction], self.functions), api_keys=KEYS)
+        self.api, self.functions = fake_gateway(KEYS, answer=answer, parameters=parameters)
 
     def request(
         self,
