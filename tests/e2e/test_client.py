@@ -156,6 +156,29 @@ def test_a_dropped_websocket_reconnects_and_still_sees_the_end(
     assert [u.step for u in updates if u.status == "RUNNING" and u.step][-1] == "uploading"
 
 
+def test_a_long_websocket_wait_keeps_its_connection_alive_with_pings(
+    runtime: LocalRuntime, api: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a report that sits in the queue for a while (API Gateway closes connections idle for 10 min)
+    process = runtime.functions["ProcessFunction"]
+    real_invoke = process.invoke
+
+    def slow(event: dict[str, Any], **kwargs: Any) -> Any:
+        time.sleep(1.5)
+        return real_invoke(event, **kwargs)
+
+    monkeypatch.setattr(process, "invoke", slow)
+    report = api.submit("COFFEE_SALES", "2021-01-05")
+    # WHEN the client waits with a ping every 0.3 s (300 s by default)
+    final = api.wait(report, via="websocket", timeout=60, ping_interval=0.3)
+    # THEN it pinged while waiting, on the one connection, and still got the end (pongs are not states)
+    assert final.completed
+    assert api.websocket_pings >= 3
+    assert api.websocket_connections == 1
+    with pytest.raises(ValueError, match="idle limit"):
+        api.wait(report, via="websocket", ping_interval=600)
+
+
 def test_no_api_is_a_connection_error_not_a_hang() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
