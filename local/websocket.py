@@ -445,8 +445,8 @@ class LocalWebSocketApi:
             async for message in connection:
                 client.last_active = time.time()
                 await self._on_message(connection, client, message)
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as closed:  # the client went away: $disconnect follows
+            logger.debug("connection %s closed: %s", client.connection_id, closed)
         finally:
             del self._clients[client.connection_id]
             await self._on_disconnect(connection, client)
