@@ -301,8 +301,8 @@ def test_a_connect_answer_outside_2xx_refuses_the_handshake_with_its_status_and_
     functions = {"LifecycleFunction": refusing, "MessagesFunction": messages}
     with LocalWebSocketApi(load(tmp_path), functions, port=0) as api:
         # WHEN a client connects
-        with pytest.raises(InvalidStatus) as refused, connect(api.url, proxy=None, open_timeout=5):
-            pass
+        with pytest.raises(InvalidStatus) as refused:
+            connect(api.url, proxy=None, open_timeout=5).close()  # close() only if (wrongly) accepted
 
         # THEN the handshake fails with that status, and no connection exists or is disconnected later
         assert refused.value.response.status_code == status
@@ -324,8 +324,8 @@ def test_a_connect_function_that_fails_refuses_the_handshake_with_500(tmp_path: 
     with LocalWebSocketApi(load(tmp_path), functions, port=0) as api:
         # WHEN a client connects
         # THEN it is refused as API Gateway refuses when the integration fails
-        with pytest.raises(InvalidStatus) as refused, connect(api.url, proxy=None, open_timeout=5):
-            pass
+        with pytest.raises(InvalidStatus) as refused:
+            connect(api.url, proxy=None, open_timeout=5).close()  # close() only if (wrongly) accepted
         assert refused.value.response.status_code == 500
         assert api.connection_ids == []
 
