@@ -263,10 +263,14 @@ def hourly_revenue(
     legend = [(labels[0], theme.ESPRESSO, 7.0)]
     if previous is not None:
         legend.append((labels[1], theme.PREVIOUS, 2.0))
+    _legend(sheet, box, legend)
+
+
+def _legend(sheet: ChartSheet, box: Box, entries: Sequence[tuple[str, str, float]]) -> None:
+    """Swatch-and-label entries right-aligned along the top of ``box``; ``height`` 7 is a bar, ~2 a line."""
     right = box.right
-    for text, colour, height in reversed(legend):
-        width = _text_width(text, 7)
-        right -= width
+    for text, colour, height in reversed(entries):
+        right -= _text_width(text, 7)
         sheet.text(right, box.top - 12, text, size=7, colour=theme.INK)
         sheet.swatch(right - 12, box.top - 12 - height / 2, 9, height, colour)
         right -= 24
@@ -355,12 +359,7 @@ def daily_revenue(
         if value is None:
             sheet.text_at(ax, position, 0, "closed", dy=4, size=6.5, rotation=90)
     legend = [("Weekday", theme.ESPRESSO, 7.0), ("Weekend", theme.CREMA, 7.0), ("7-day average", theme.INK, 1.6)]
-    right = box.right
-    for text, colour, height in reversed(legend):
-        right -= _text_width(text, 7)
-        sheet.text(right, box.top - 12, text, size=7, colour=theme.INK)
-        sheet.swatch(right - 12, box.top - 12 - height / 2, 9, height, colour)
-        right -= 24
+    _legend(sheet, box, legend)
 
 
 def weekday_pattern(
