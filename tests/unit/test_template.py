@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from samtranslator.yaml_helper import yaml_parse
 
 from local.events import api_gateway_event, sqs_event
 from reports import settings
@@ -52,6 +54,71 @@ def test_the_reports_table_streams_both_images_and_expires_records() -> None:
     assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+
+
+NAMED_TYPES = {
+    "AWS::Serverless::Function",
+    "AWS::Serverless::Api",
+    "AWS::Serverless::LayerVersion",
+    "AWS::DynamoDB::Table",
+    "AWS::SQS::Queue",
+    "AWS::S3::Bucket",
+    "AWS::SNS::Topic",
+    "AWS::SecretsManager::Secret",
+    "AWS::ApiGatewayV2::Api",
+}
+
+
+def _names_in(value: object) -> set[str]:
+    """Logical ids an output's value refers to, through !Ref, !GetAtt or !Sub."""
+    if isinstance(value, dict):
+        (function, argument), *_ = value.items()
+        if function == "Ref":
+            return {str(argument)}
+        if function == "Fn::GetAtt":
+            return {str(argument[0]).split(".")[0]}
+        if function == "Fn::Sub":
+            text = argument if isinstance(argument, str) else argument[0]
+            return {name.split(".")[0] for name in re.findall(r"\$\{([A-Za-z0-9.]+)\}", text)}
+        return set().union(*(_names_in(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_names_in(item) for item in value))
+    return set()
+
+
+def test_every_named_resource_has_an_output() -> None:
+    # GIVEN the resources a user looks up after `sam deploy` (functions, APIs, tables, queues, ...)
+    resources = template().resources
+    named = {name for name, resource in resources.items() if resource["Type"] in NAMED_TYPES}
+    # WHEN the outputs are read
+    outputs = yaml_parse(Path(ROOT / "template.yaml").read_text())["Outputs"]
+    referenced = set().union(*(_names_in(output["Value"]) for output in outputs.values()))
+    # THEN every one of them is there
+    assert named - referenced == set()
+
+
+def _statements(function: str) -> list[dict]:
+    policies = template().resources[function]["Properties"].get("Policies") or []
+    return [statement for policy in policies if isinstance(policy, dict) for statement in policy.get("Statement", [])]
+
+
+@pytest.mark.parametrize(
+    ("function", "bucket"), [("ProcessFunction", "FilesBucket"), ("ProcessFunction", "SalesBucket")]
+)
+def test_a_function_that_reads_keys_that_may_be_missing_may_list_their_bucket(function: str, bucket: str) -> None:
+    # Without s3:ListBucket, S3 answers 403 (not 404) for a missing key, and a first render would fail.
+    lists = [
+        s
+        for s in _statements(function)
+        if "s3:ListBucket" in _actions(s) and s["Resource"] == {"Fn::GetAtt": [bucket, "Arn"]}
+    ]
+    assert lists, f"{function} needs s3:ListBucket on {bucket}"
+    assert all("Condition" not in statement for statement in lists)
+
+
+def _actions(statement: dict) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
 
 
 def test_no_iam_statement_grants_every_resource() -> None:
