@@ -31,7 +31,7 @@ def _presign(report: Report) -> str:
 def get_report(report_id: str) -> Any:
     event, now = app.current_event.raw_event, utc_now()
     tenant = tenant_of(event)
-    report = find_report(dependencies.report_store(), report_id, tenant=tenant)
+    report = find_report(dependencies.report_store(), report_id, tenant=tenant, now=now)
     logger.append_keys(report_id=report.id)
     return to_response(
         report_answer(
@@ -49,13 +49,14 @@ def get_report(report_id: str) -> Any:
 
 @app.get(API_PREFIX + "/<report_id>/pdf")
 def get_pdf(report_id: str) -> Any:
-    report = find_report(dependencies.report_store(), report_id, tenant=tenant_of(app.current_event.raw_event))
+    now = utc_now()
+    report = find_report(dependencies.report_store(), report_id, tenant=tenant_of(app.current_event.raw_event), now=now)
     logger.append_keys(report_id=report.id)
     return to_response(
         pdf_answer(
             report,
             presign=lambda _key: _presign(report),
-            now=utc_now(),
+            now=now,
             estimate=dependencies.duration_estimates().expected_seconds,
         )
     )

@@ -44,6 +44,7 @@ def create_report() -> Any:
         idempotency=dependencies.idempotency_store(),
         now=now,
         retention_days=settings().report_retention_days,
+        time_left=lambda: app.lambda_context.get_remaining_time_in_millis() / 1000,
     )
     report = submission.report
     logger.append_keys(report_id=report.id)

@@ -19,16 +19,17 @@ if TYPE_CHECKING:
 def _config(read_timeout: int) -> Config:
     from botocore.config import Config
 
-    # Standard retry mode backs off with jitter on throttling; short timeouts keep an API call
-    # from hanging until API Gateway's 29 s limit when a dependency stalls.
-    return Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=read_timeout)
+    # Standard retry mode backs off with jitter on throttling. Short timeouts and two attempts
+    # bound one call to about 2 x (1 + read_timeout) s plus a backoff, so a stalled dependency
+    # surfaces as an error the code can handle well within a 10 s function timeout.
+    return Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1, read_timeout=read_timeout)
 
 
 @cache
 def dynamodb() -> DynamoDBClient:
     import boto3
 
-    return boto3.client("dynamodb", config=_config(5))
+    return boto3.client("dynamodb", config=_config(2))
 
 
 @cache
@@ -47,21 +48,21 @@ def s3() -> S3Client:
 def sqs() -> SQSClient:
     import boto3
 
-    return boto3.client("sqs", config=_config(5))
+    return boto3.client("sqs", config=_config(2))
 
 
 @cache
 def sns() -> Any:
     import boto3
 
-    return boto3.client("sns", config=_config(5))
+    return boto3.client("sns", config=_config(2))
 
 
 @cache
 def secretsmanager() -> Any:
     import boto3
 
-    return boto3.client("secretsmanager", config=_config(5))
+    return boto3.client("secretsmanager", config=_config(2))
 
 
 @cache
@@ -69,7 +70,7 @@ def connections(endpoint_url: str) -> Any:
     """The WebSocket API's @connections management endpoint (https://{api}.execute-api.../{stage})."""
     import boto3
 
-    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=_config(5))
+    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=_config(2))
 
 
 def clear_clients() -> None:

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from reports.catalog import get_definition
 from reports.errors import ReportNotFoundError, ReportsError
-from reports.model import Report, is_report_id
+from reports.model import Report, epoch_seconds, is_report_id
 from reports.store import ReportStore
 
 DEFAULT_EXPECTED_SECONDS = 5.0
 
 
-def find_report(store: ReportStore, report_id: str, *, tenant: str) -> Report:
-    """Another tenant's report is indistinguishable from a missing one (no id probing)."""
+def find_report(store: ReportStore, report_id: str, *, tenant: str, now: datetime) -> Report:
+    """Another tenant's report is indistinguishable from a missing one (no id probing).
+
+    A report past its retention is gone even before DynamoDB's TTL (which deletes lazily, often
+    days later) removes it: its PDF has been expired from S3 by then.
+    """
     report = store.get(report_id) if is_report_id(report_id) else None
     if report is None or report.tenant != tenant:
         raise ReportNotFoundError(f"there is no report {report_id!r} for this API key")
+    if report.expires_at <= epoch_seconds(now):
+        raise ReportNotFoundError(
+            f"report {report_id!r} expired on {datetime.fromtimestamp(report.expires_at, UTC):%Y-%m-%d}; "
+            "submit it again for a new copy"
+        )
     return report
 
 

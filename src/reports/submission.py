@@ -15,6 +15,10 @@ from reports.store import ReportStore
 
 logger = logging.getLogger(__name__)
 
+ENQUEUE_SECONDS = 7.0
+"""Time to try the SQS send and, if it fails, the DynamoDB delete that undoes the report: one
+attempt each at the clients' timeouts (1 s to connect, 2 s to read), with margin."""
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -34,11 +38,15 @@ def submit_report(
     now: datetime,
     retention_days: int,
     new_id: Callable[[datetime], str] = new_report_id,
+    time_left: Callable[[], float] | None = None,
 ) -> Submission:
     """Persist the report as QUEUED, then enqueue its job.
 
     If the queue refuses the job, the report is deleted again (and the key released) before the
-    error reaches the client, so no record waits QUEUED for a job that does not exist.
+    error reaches the client, so no record waits QUEUED for a job that does not exist. With
+    ``time_left`` (seconds before the function is stopped), the report is undone rather than left
+    behind when too little time remains to enqueue and undo. A retry with the same key of a
+    request that died between storing and enqueueing sends the job then.
     """
     report_id = new_id(now)
     claim: Claim | None = None
@@ -46,11 +54,18 @@ def submit_report(
         claim = idempotency.claim(tenant, idempotency_key, request.canonical(), report_id, now)
         if not claim.fresh:
             earlier = store.get(claim.report_id)
-            if earlier is not None and earlier.tenant == tenant:
+            mine = earlier is not None and earlier.tenant == tenant
+            if earlier is not None and mine and not _job_unconfirmed(earlier, claim):
                 return Submission(earlier, replayed=True)
             if claim.in_flight_until >= epoch_seconds(now):
                 raise IdempotencyInFlightError("a request with this Idempotency-Key is still being processed")
             claim = idempotency.take_over(claim, now)
+            if earlier is not None and mine:
+                # Its first request stored the report and died before its job was confirmed: send
+                # the job (again; a duplicate job is harmless), so the report cannot wait forever.
+                _enqueue(earlier.id, store=store, queue=queue, idempotency=idempotency, claim=claim)
+                _complete(idempotency, claim, earlier.id)
+                return Submission(earlier, replayed=True)
         report_id = claim.report_id
 
     report = Report(
@@ -76,6 +91,24 @@ def submit_report(
         _release(idempotency, claim)
         raise
 
+    if time_left is not None and time_left() < ENQUEUE_SECONDS:
+        # Not enough time left to enqueue and, if that fails, to undo: undo now, while we can.
+        _compensate(store, report_id)
+        _release(idempotency, claim)
+        raise EnqueueError("ran out of time before the job could be queued")
+    _enqueue(report_id, store=store, queue=queue, idempotency=idempotency, claim=claim)
+    _complete(idempotency, claim, report_id)
+    return Submission(report, replayed=False)
+
+
+def _job_unconfirmed(report: Report, claim: Claim) -> bool:
+    """A QUEUED report whose request never completed its claim may have no job in the queue."""
+    return report.status is ReportStatus.QUEUED and claim.in_flight_until > 0
+
+
+def _enqueue(
+    report_id: str, *, store: ReportStore, queue: JobQueue, idempotency: IdempotencyStore, claim: Claim | None
+) -> None:
     try:
         queue.enqueue(Job(report_id))
     except EnqueueError:
@@ -83,13 +116,15 @@ def submit_report(
         _release(idempotency, claim)
         raise
 
-    if claim is not None:
-        try:
-            idempotency.complete(claim)
-        except ReportsError:
-            # The report exists and is queued; a retry with this key will find and replay it.
-            logger.warning("idempotency key left in flight", extra={"report_id": report_id}, exc_info=True)
-    return Submission(report, replayed=False)
+
+def _complete(idempotency: IdempotencyStore, claim: Claim | None, report_id: str) -> None:
+    if claim is None:
+        return
+    try:
+        idempotency.complete(claim)
+    except ReportsError:
+        # The report exists and is queued; a retry with this key enqueues it again and replays it.
+        logger.warning("idempotency key left in flight", extra={"report_id": report_id}, exc_info=True)
 
 
 def _compensate(store: ReportStore, report_id: str) -> None:

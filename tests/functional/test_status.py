@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import boto3
+
 from local.event_sources import SqsEventSource
 from local.template import DataStack
+from tests.conftest import REGION
 from tests.functional.conftest import OTHER_TENANT, InProcessApi
 
 VALID = {"reportType": "COFFEE_SALES", "reportDate": "2021-01-01"}
@@ -71,3 +74,23 @@ def test_another_tenants_report_is_indistinguishable_from_a_missing_one(api: InP
 def test_status_without_an_api_key_identity_is_401(api: InProcessApi, stack: DataStack) -> None:
     report_id = api.post(VALID).body["id"]
     assert api.get(report_id, tenant=None).status == 401
+
+
+def test_a_report_past_its_retention_is_a_404_before_ttl_removes_it(
+    api: InProcessApi, seeded: DataStack, jobs: SqsEventSource
+) -> None:
+    # GIVEN a completed report whose retention ran out (TTL has not deleted the record yet)
+    report_id = api.post(VALID).body["id"]
+    jobs.drain()
+    boto3.client("dynamodb", region_name=REGION).update_item(
+        TableName=seeded.ref("ReportsTable"),
+        Key={"id": {"S": report_id}},
+        UpdateExpression="SET expiresAt = :past",
+        ExpressionAttributeValues={":past": {"N": "1600000000"}},
+    )
+    # WHEN it is asked for, or its PDF
+    answer, pdf = api.get(report_id), api.get(report_id + "/pdf")
+    # THEN both say it expired, with no link to a PDF S3 has already deleted
+    for gone in (answer, pdf):
+        assert gone.status == 404
+        assert "expired on 2020-09-13" in gone.body["detail"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import boto3
 import pytest
 
 from local.template import DataStack
 from reports import dependencies
+from reports.errors import EnqueueError
 from reports.http import MAX_BODY_BYTES
 from tests.conftest import REGION
 from tests.functional.conftest import OTHER_TENANT, InProcessApi
@@ -208,3 +210,81 @@ def test_enqueue_failure_answers_503_and_leaves_no_orphan_report(
     assert retried.status == 201
     assert retried.header("Idempotent-Replayed") is None
     assert queued_jobs(stack) == [{"version": 1, "reportId": retried.body["id"]}]
+
+
+def _died_after_storing(stack: DataStack, key: str, *, minutes_ago: int) -> str:
+    """A first request that claimed ``key`` and stored its report QUEUED, then died before enqueueing."""
+    from datetime import timedelta
+
+    from reports.model import Report, ReportStatus, utc_now
+
+    began = utc_now() - timedelta(minutes=minutes_ago)
+    report_id = "01JH2Z3Y4X5W6V7T8S9R0Q1P2M"
+    dependencies.idempotency_store().claim("tenant-a-key-id", key, VALID, report_id, began)
+    dependencies.report_store().create(
+        Report(
+            id=report_id,
+            tenant="tenant-a-key-id",
+            report_type="COFFEE_SALES",
+            report_date=date(2021, 1, 1),
+            status=ReportStatus.QUEUED,
+            created_at=began,
+            updated_at=began,
+            expires_at=int((began + timedelta(days=30)).timestamp()),
+        )
+    )
+    return report_id
+
+
+def test_a_retry_of_a_request_that_died_before_enqueueing_sends_the_job(api: InProcessApi, stack: DataStack) -> None:
+    # GIVEN a report stored QUEUED by a request that died before its job reached the queue
+    report_id = _died_after_storing(stack, "order-10", minutes_ago=5)
+    assert queued_jobs(stack) == []
+    # WHEN the client retries with the same key
+    answer = api.post(VALID, headers={"Idempotency-Key": "order-10"})
+    # THEN it gets the same report, and its job is queued now
+    assert answer.status == 201
+    assert answer.body["id"] == report_id
+    assert answer.header("Idempotent-Replayed") == "true"
+    assert queued_jobs(stack) == [{"version": 1, "reportId": report_id}]
+    # AND a further retry replays it without another job
+    assert api.post(VALID, headers={"Idempotency-Key": "order-10"}).status == 201
+    assert len(queued_jobs(stack)) == 1
+
+
+def test_a_retry_while_the_first_request_may_still_be_enqueueing_is_409(api: InProcessApi, stack: DataStack) -> None:
+    # GIVEN a report stored QUEUED a moment ago by a request still in flight
+    _died_after_storing(stack, "order-11", minutes_ago=0)
+    # WHEN the client retries at once
+    answer = api.post(VALID, headers={"Idempotency-Key": "order-11"})
+    # THEN it is told to come back, and no job is sent twice
+    assert answer.status == 409
+    assert queued_jobs(stack) == []
+
+
+def test_submit_undoes_the_report_when_too_little_time_is_left_to_enqueue(
+    stack: DataStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a function with less time left than an enqueue and its undo need
+    from reports.model import ReportRequest, utc_now
+    from reports.submission import ENQUEUE_SECONDS, submit_report
+
+    request = ReportRequest(report_type="COFFEE_SALES", report_date=date(2021, 1, 1))
+    # WHEN
+    with pytest.raises(EnqueueError):
+        submit_report(
+            request,
+            tenant="tenant-a-key-id",
+            idempotency_key="order-12",
+            store=dependencies.report_store(),
+            queue=dependencies.job_queue(),
+            idempotency=dependencies.idempotency_store(),
+            now=utc_now(),
+            retention_days=30,
+            time_left=lambda: ENQUEUE_SECONDS - 1,
+        )
+    # THEN nothing is left: no report, no job, and the key is free again
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    assert ddb.scan(TableName=stack.ref("ReportsTable"))["Items"] == []
+    assert queued_jobs(stack) == []
+    assert ddb.scan(TableName=stack.ref("IdempotencyTable"))["Items"] == []
