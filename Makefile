@@ -4,9 +4,15 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# The Lambda runtime is python3.13. With pyenv, this puts python3.13 on PATH next to the default
-# Python (sam build looks for a python3.13 executable); without pyenv it is simply ignored.
-export PYENV_VERSION ?= 3.11.7:3.13.0
+# The Lambda runtime is python3.13. With pyenv, put the newest installed 3.13 next to the current
+# version so python3.13 is on PATH (sam build looks for that executable); without pyenv, or with
+# PYENV_VERSION already set, nothing changes.
+ifndef PYENV_VERSION
+PYENV_313 := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.13\.[0-9]+$$' | sort -V | tail -1)
+ifneq ($(PYENV_313),)
+export PYENV_VERSION := $(subst $(eval) ,:,$(strip $(shell pyenv version-name 2>/dev/null) $(PYENV_313)))
+endif
+endif
 export SAM_CLI_TELEMETRY := 0
 PYTHON ?= python3.13
 VENV := .venv
@@ -60,7 +66,7 @@ seed: $(INSTALLED) ## load 2020-2022 sample sales into a deployed stack: make se
 	$(BIN)/python -m local.seed --stack $(or $(STACK),async-reports)
 
 bench: $(INSTALLED) ## print the benchmark figures (name: value unit)
-	$(BIN)/python bench/run.py
+	@$(BIN)/python bench/run.py
 
 ci: lint validate test build demo ## what .ci/run runs
 

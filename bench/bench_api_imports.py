@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _figures import figure
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "15"))
 HANDLERS = {"submit": "handlers.submit", "status": "handlers.status"}
@@ -65,15 +67,15 @@ def main() -> None:
             samples[name].append(time_import(f"import {module}", f"{name.capitalize()}Function"))
 
     baseline = statistics.median(samples["baseline"])
-    print(f"api_import_baseline_s: {baseline:.4f} s")
+    figure("api_import_baseline_s", baseline, "s", digits=4, note="import boto3 + aws_xray_sdk patching botocore")
     ratios = {}
     for name in HANDLERS:
         median = statistics.median(samples[name])
         ratios[name] = median / baseline
-        print(f"api_import_{name}_s: {median:.4f} s")
-        print(f"api_import_{name}_ratio: {ratios[name]:.3f} x")
+        figure(f"api_import_{name}_s", median, "s", digits=4)
+        figure(f"api_import_{name}_ratio", ratios[name], "x")
     worst = max(ratios, key=lambda name: ratios[name])
-    print(f"api_import_ratio: {ratios[worst]:.3f} x (worst: {worst}; budget 1.15)")
+    figure("api_import_ratio", ratios[worst], "x", note=f"worst: {worst}; budget 1.15")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 import requests  # noqa: E402
+from _figures import figure  # noqa: E402
 from _local_runtime import KEY, bench_config  # noqa: E402
 
 from async_reports_client import Client  # noqa: E402
@@ -202,17 +203,33 @@ def main() -> int:
         return statistics.median(row[column] for row in rows[name])
 
     note = f"median of {REPORTS}"
-    print(
-        f"channels_report_duration_s: {statistics.median(durations):.3f} s ({note}; createdAt to completedAt, "
-        f"{WORK_SECONDS:g} s of it a sleep standing in for a long report)"
+    figure(
+        "channels_report_duration_s",
+        statistics.median(durations),
+        "s",
+        note=f"{note}; createdAt to completedAt, {WORK_SECONDS:g} s of it a sleep standing in for a long report",
     )
-    print(f"channels_retry_after_first_s: {statistics.median(h or 0 for h in first_hints):g} s ({note}; the 201's)")
-    print(f"channels_fixed_poll_requests: {median('fixed', 0):g} requests ({note}; GET every 1.0 s)")
-    print(f"channels_fixed_poll_delay_s: {median('fixed', 1):.3f} s ({note}; completedAt to the final GET)")
-    print(f"channels_backoff_requests: {median('backoff', 0):g} requests ({note}; client wait via poll)")
-    print(f"channels_backoff_delay_s: {median('backoff', 1):.3f} s ({note}; completedAt to wait returning)")
-    print(f"channels_websocket_requests: {median('websocket', 0):g} requests ({note}; client wait via websocket)")
-    print(f"channels_websocket_delay_s: {median('websocket', 1):.3f} s ({note}; completedAt to wait returning)")
+    figure(
+        "channels_retry_after_first_s",
+        statistics.median(h or 0 for h in first_hints),
+        "s",
+        digits=0,
+        note=f"{note}; the 201's",
+    )
+    figure("channels_fixed_poll_requests", median("fixed", 0), "requests", digits=0, note=f"{note}; GET every 1.0 s")
+    figure("channels_fixed_poll_delay_s", median("fixed", 1), "s", note=f"{note}; completedAt to the final GET")
+    figure(
+        "channels_backoff_requests", median("backoff", 0), "requests", digits=0, note=f"{note}; client wait via poll"
+    )
+    figure("channels_backoff_delay_s", median("backoff", 1), "s", note=f"{note}; completedAt to wait returning")
+    figure(
+        "channels_websocket_requests",
+        median("websocket", 0),
+        "requests",
+        digits=0,
+        note=f"{note}; client wait via websocket",
+    )
+    figure("channels_websocket_delay_s", median("websocket", 1), "s", note=f"{note}; completedAt to wait returning")
     return 0
 
 

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 import requests  # noqa: E402
+from _figures import figure  # noqa: E402
 from _local_runtime import KEY, bench_config  # noqa: E402
 
 from local.runtime import LocalRuntime  # noqa: E402
@@ -74,10 +75,16 @@ def main() -> int:
         burst_seconds = time.perf_counter() - began
 
     e2e = statistics.median(latencies)
-    print(f"local_e2e_latency_s: {e2e:.3f} s (median of {REPORTS}, POST to COMPLETED seen by a 20 ms poller)")
-    print(f"local_render_s: {render:.3f} s (the same report's warm render alone)")
-    print(f"local_overhead_s: {e2e - render:.3f} s (runtime, queue, storage and polling)")
-    print(f"local_burst_submissions_per_s: {statuses.count(201) / burst_seconds:.1f} /s ({BURST} POSTs from 8 threads)")
+    figure("local_e2e_latency_s", e2e, "s", note=f"median of {REPORTS}, POST to COMPLETED seen by a 20 ms poller")
+    figure("local_render_s", render, "s", note="the same report's warm render alone")
+    figure("local_overhead_s", e2e - render, "s", note="runtime, queue, storage and polling")
+    figure(
+        "local_burst_submissions_per_s",
+        statuses.count(201) / burst_seconds,
+        "/s",
+        digits=1,
+        note=f"{BURST} POSTs from 8 threads",
+    )
     return 0 if statuses.count(201) == BURST else 1
 
 

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 import requests  # noqa: E402
+from _figures import figure  # noqa: E402
 from _local_runtime import KEY, bench_config  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
@@ -68,8 +69,8 @@ def main() -> int:
             to_websocket.append(seen - completed.timestamp())
             to_webhook.append(arrivals[report["id"]] - completed.timestamp())
     receiver.shutdown()
-    print(f"push_status_to_websocket_s: {statistics.median(to_websocket):.3f} s (median of {REPORTS})")
-    print(f"push_status_to_webhook_s: {statistics.median(to_webhook):.3f} s (median of {REPORTS})")
+    figure("push_status_to_websocket_s", statistics.median(to_websocket), "s", note=f"median of {REPORTS}")
+    figure("push_status_to_webhook_s", statistics.median(to_webhook), "s", note=f"median of {REPORTS}")
     return 0
 
 

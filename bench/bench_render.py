@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
+from _figures import figure  # noqa: E402
+
 from reports.catalog import RenderInput, report_definitions  # noqa: E402
 from reports.sales import SaleRecord, decode_day, encode_day, generate_day  # noqa: E402
 
@@ -221,13 +223,13 @@ def main() -> int:
             floor.append(import_floor_process())
             bare.append(bare_process())
 
-    print(f"render_full_median_s: {full_s:.4f} s")
-    print(f"render_naive_median_s: {naive_s:.4f} s")
-    print(f"render_ratio: {full_s / naive_s:.2f} x")
-    print(f"process_cold_start_s: {statistics.median(cold):.3f} s")
-    print(f"process_import_floor_s: {statistics.median(floor):.3f} s")
-    print(f"process_bare_python_s: {statistics.median(bare):.3f} s")
-    print(f"render_monthly_median_s: {monthly_s:.4f} s")
+    figure("render_full_median_s", full_s, "s", digits=4)
+    figure("render_naive_median_s", naive_s, "s", digits=4)
+    figure("render_ratio", full_s / naive_s, "x", digits=2, note="budget 1.0")
+    figure("process_cold_start_s", statistics.median(cold), "s", note="budget 1.2")
+    figure("process_import_floor_s", statistics.median(floor), "s")
+    figure("process_bare_python_s", statistics.median(bare), "s")
+    figure("render_monthly_median_s", monthly_s, "s", digits=4)
     return 0
 
 

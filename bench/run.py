@@ -1,4 +1,5 @@
-"""``make bench``: run every ``bench/bench_*.py`` in turn; each prints ``name: value unit`` lines."""
+"""``make bench``: run every ``bench/bench_*.py`` in turn. Figures (``name: value unit``) go to stdout
+and nothing else does; script names and what each figure means go to stderr."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     failed = []
     for script in sorted(HERE.glob("bench_*.py")):
-        print(f"# {script.name}", flush=True)
+        print(f"# {script.name}", file=sys.stderr, flush=True)
         if subprocess.run([sys.executable, str(script)], cwd=HERE.parent, check=False).returncode != 0:
             failed.append(script.name)
     if failed:
