@@ -161,3 +161,21 @@ def test_api_functions_never_import_the_rendering_libraries(module: str) -> None
         env={"PYTHONPATH": f"{ROOT / 'src'}", "PATH": "/usr/bin:/bin"},
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_every_stream_source_bisects_and_records_what_it_gives_up_on() -> None:
+    # A batch that still fails after its retries must leave a record, not vanish (Lambda drops it otherwise).
+    streams = [
+        (spec.logical_id, name, event["Properties"])
+        for spec in template().functions().values()
+        for name, event in spec.events.items()
+        if event["Type"] == "DynamoDB"
+    ]
+    assert streams
+    for function, name, source in streams:
+        assert source["BisectBatchOnFunctionError"] is True, (function, name)
+        assert int(source["MaximumRetryAttempts"]) >= 1, (function, name)
+        on_failure = source["DestinationConfig"]["OnFailure"]
+        assert on_failure["Type"] == "SQS", (function, name)
+        queue = on_failure["Destination"]["Fn::GetAtt"][0]
+        assert template().resources[queue]["Type"] == "AWS::SQS::Queue"
