@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers._api import base_path_of, build_resolver, tenant_of, to_response, watch_link
@@ -33,18 +34,21 @@ def get_report(report_id: str) -> Any:
     tenant = tenant_of(event)
     report = find_report(dependencies.report_store(), report_id, tenant=tenant, now=now)
     logger.append_keys(report_id=report.id)
-    return to_response(
-        report_answer(
-            report,
-            status=200,
-            base_path=base_path_of(event),
-            now=now,
-            websocket_href=watch_link(report.id, tenant, now),
-            estimate=dependencies.duration_estimates().expected_seconds,
-            pdf_uri=_presign(report) if report.completed else None,
-            if_none_match=app.current_event.headers.get("if-none-match"),
-        )
+    answer = report_answer(
+        report,
+        status=200,
+        base_path=base_path_of(event),
+        now=now,
+        websocket_href=watch_link(report.id, tenant, now),
+        estimate=dependencies.duration_estimates().expected_seconds,
+        pdf_uri=_presign(report) if report.completed else None,
+        if_none_match=app.current_event.headers.get("if-none-match"),
     )
+    # What polling costs: every GET, and how many of them a 304 answered without a body.
+    metrics.add_metric(name="ReportPolls", unit=MetricUnit.Count, value=1)
+    if answer.status == 304:
+        metrics.add_metric(name="ReportPollsNotModified", unit=MetricUnit.Count, value=1)
+    return to_response(answer)
 
 
 @app.get(API_PREFIX + "/<report_id>/pdf")
@@ -52,6 +56,7 @@ def get_pdf(report_id: str) -> Any:
     now = utc_now()
     report = find_report(dependencies.report_store(), report_id, tenant=tenant_of(app.current_event.raw_event), now=now)
     logger.append_keys(report_id=report.id)
+    metrics.add_metric(name="PdfRequests", unit=MetricUnit.Count, value=1)
     return to_response(
         pdf_answer(
             report,
