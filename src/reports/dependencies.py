@@ -11,26 +11,30 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from reports import clients
-from reports.files import ReportFiles
-from reports.idempotency import DynamoIdempotencyStore
-from reports.jobs import JobQueue
-from reports.retrieval import DurationEstimates
 from reports.settings import SettingsError, settings
-from reports.store import DynamoReportStore
 
-if TYPE_CHECKING:  # imported where first needed: the API functions never load these
+if TYPE_CHECKING:  # imported where first needed: each function loads only the adapters it uses
+    from reports.files import ReportFiles
+    from reports.idempotency import DynamoIdempotencyStore
+    from reports.jobs import JobQueue
     from reports.notifications import EventPublisher, Pusher
+    from reports.retrieval import DurationEstimates
     from reports.sales_archive import SalesArchive
+    from reports.store import DynamoReportStore
     from reports.watchers import ConnectionStore
 
 
 @cache
 def report_store() -> DynamoReportStore:
+    from reports.store import DynamoReportStore
+
     return DynamoReportStore(clients.dynamodb(), settings().reports_table)
 
 
 @cache
 def idempotency_store() -> DynamoIdempotencyStore:
+    from reports.idempotency import DynamoIdempotencyStore
+
     config = settings()
     return DynamoIdempotencyStore(
         clients.dynamodb(), config.idempotency_table, expires_seconds=config.idempotency_expires_seconds
@@ -39,11 +43,15 @@ def idempotency_store() -> DynamoIdempotencyStore:
 
 @cache
 def job_queue() -> JobQueue:
+    from reports.jobs import JobQueue
+
     return JobQueue(clients.sqs(), settings().jobs_queue_url)
 
 
 @cache
 def report_files() -> ReportFiles:
+    from reports.files import ReportFiles
+
     return ReportFiles(clients.s3(), settings().files_bucket)
 
 
@@ -56,6 +64,8 @@ def sales_archive() -> SalesArchive:
 
 @cache
 def duration_estimates() -> DurationEstimates:
+    from reports.retrieval import DurationEstimates
+
     return DurationEstimates(report_store())
 
 
