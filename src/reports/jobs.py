@@ -41,10 +41,12 @@ class JobQueue:
         self._client = client
         self._queue_url = queue_url
 
-    def enqueue(self, job: Job) -> str:
-        """Send the job; returns the SQS message id."""
+    def enqueue(self, job: Job, *, delay_seconds: int = 0) -> str:
+        """Send the job, visible after ``delay_seconds`` (at most 900); returns the SQS message id."""
         try:
-            answer = self._client.send_message(QueueUrl=self._queue_url, MessageBody=job.to_body())
+            answer = self._client.send_message(
+                QueueUrl=self._queue_url, MessageBody=job.to_body(), DelaySeconds=delay_seconds
+            )
         except Exception as error:
             raise EnqueueError(f"could not queue report {job.report_id}: {error}") from error
         return answer["MessageId"]

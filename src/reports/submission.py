@@ -101,6 +101,25 @@ def submit_report(
     return Submission(report, replayed=False)
 
 
+BACKSTOP_DELAY_SECONDS = 900
+"""SQS's longest delay: far beyond a render's 60 s timeout, so the backstop job never meets a live
+render; it finds the report final and is acknowledged without work."""
+
+
+def send_backstop_job(stored: Report, *, inserted: bool, queue: JobQueue) -> bool:
+    """A second, delayed job for a report just stored QUEUED (from the Reports table's stream).
+
+    The submit path enqueues at once; if its function died between storing the report and
+    sending the job (a timeout, a crash), this job renders the report 15 minutes later instead of
+    leaving it QUEUED forever. When the first job did its work, this one is a no-op. Only the
+    insert of a QUEUED report calls for one (the event source's filter says the same).
+    """
+    if not inserted or stored.status is not ReportStatus.QUEUED:
+        return False
+    queue.enqueue(Job(stored.id), delay_seconds=BACKSTOP_DELAY_SECONDS)
+    return True
+
+
 def _job_unconfirmed(report: Report, claim: Claim) -> bool:
     """A QUEUED report whose request never completed its claim may have no job in the queue."""
     return report.status is ReportStatus.QUEUED and claim.in_flight_until > 0

@@ -1,0 +1,105 @@
+"""JobBackstopFunction: a report stored QUEUED whose submit died before enqueueing still renders."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from handlers import backstop
+from local.event_sources import DynamoDBStreamEventSource, SqsEventSource
+from local.template import DataStack
+from reports import dependencies, submission
+from reports.model import Report, ReportStatus, utc_now
+from tests.conftest import REGION, template
+from tests.functional.conftest import InProcessApi
+
+VALID = {"reportType": "COFFEE_SALES", "reportDate": "2021-01-04"}
+
+
+@pytest.fixture
+def new_reports(stack: DataStack, monkeypatch: pytest.MonkeyPatch) -> DynamoDBStreamEventSource:
+    """The Reports stream feeding JobBackstopFunction, with the backstop's delay taken out."""
+    monkeypatch.setattr(submission, "BACKSTOP_DELAY_SECONDS", 0)
+    spec = template().functions()["JobBackstopFunction"]
+    return DynamoDBStreamEventSource(
+        boto3.client("dynamodbstreams", region_name=REGION),
+        stream_arn=stack.get_att("ReportsTable", "StreamArn"),
+        handler=backstop.handler,
+        function_name="JobBackstopFunction",
+        timeout_seconds=spec.timeout,
+        starting_position="TRIM_HORIZON",
+    )
+
+
+def _store_without_a_job(report_id: str) -> None:
+    now = utc_now()
+    dependencies.report_store().create(
+        Report(
+            id=report_id,
+            tenant="tenant-a-key-id",
+            report_type="COFFEE_SALES",
+            report_date=date(2021, 1, 4),
+            status=ReportStatus.QUEUED,
+            created_at=now,
+            updated_at=now,
+            expires_at=int((now + timedelta(days=30)).timestamp()),
+        )
+    )
+
+
+def _drain(source: Any) -> None:
+    while source.poll_once().received:
+        pass
+
+
+def test_a_report_whose_submit_died_before_enqueueing_is_rendered_by_the_backstop_job(
+    seeded: DataStack, new_reports: DynamoDBStreamEventSource, jobs: SqsEventSource, api: InProcessApi
+) -> None:
+    # GIVEN a report stored QUEUED, and no job for it (its submit function died in between)
+    _store_without_a_job("01JH2Z3Y4X5W6V7T8S9R0Q1P2A")
+    assert jobs.drain() == 0
+    # WHEN the Reports stream reaches JobBackstopFunction and its delayed job comes due
+    _drain(new_reports)
+    jobs.drain()
+    # THEN the report is rendered
+    report = dependencies.report_store().get("01JH2Z3Y4X5W6V7T8S9R0Q1P2A")
+    assert report is not None
+    assert report.status is ReportStatus.COMPLETED
+
+
+def test_the_backstop_job_of_a_report_already_rendered_does_no_work(
+    seeded: DataStack, new_reports: DynamoDBStreamEventSource, jobs: SqsEventSource, api: InProcessApi
+) -> None:
+    # GIVEN a report submitted and rendered the usual way
+    report_id = api.post(VALID).body["id"]
+    jobs.drain()
+    rendered = dependencies.report_store().get(report_id)
+    assert rendered is not None
+    assert rendered.status is ReportStatus.COMPLETED
+    # WHEN its backstop job comes due
+    _drain(new_reports)
+    handled = jobs.drain()
+    # THEN it was one job for one report, and the report is untouched
+    assert handled == 1
+    again = dependencies.report_store().get(report_id)
+    assert again is not None
+    assert (again.version, again.attempts) == (rendered.version, rendered.attempts)
+
+
+def test_only_the_insert_of_a_queued_report_calls_for_a_backstop_job(
+    seeded: DataStack, new_reports: DynamoDBStreamEventSource, jobs: SqsEventSource, api: InProcessApi
+) -> None:
+    # GIVEN one report through its whole life (insert, RUNNING, progress, COMPLETED: many stream records)
+    api.post(VALID)
+    jobs.drain()
+    # WHEN the stream is read
+    _drain(new_reports)
+    # THEN exactly one backstop job was sent
+    sqs = boto3.client("sqs", region_name=REGION)
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=seeded.ref("JobsQueue"), AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "1"
