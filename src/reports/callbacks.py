@@ -9,7 +9,8 @@ link-local networks.
 
 Addresses are judged against explicit tables of the IANA special-purpose ranges rather than
 ``ipaddress``'s ``is_global`` alone, whose answers differ between Python versions for the embedded
-IPv4 forms.
+IPv4 forms and which calls reserved IPv6 space (``1::1``, ``4000::1``, ``::ffff:0:7f00:1``) global.
+An IPv6 address must be in global unicast (2000::/3) unless it carries an IPv4 address we can judge.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ _IPV6_REFUSED = _ranges(
     ("ff00::/8", "a multicast address"),
 )
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT (RFC 2765), never routed on the internet
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _TEREDO = ipaddress.IPv6Network("2001::/32")
 _SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
@@ -117,16 +120,17 @@ def default_resolver(host: str, port: int) -> list[str]:
     return addresses
 
 
-def validate_callback_url(url: str, *, allow_loopback: bool, resolve: Resolver = default_resolver) -> CallbackTarget:
+def validate_callback_url(url: str, *, allow_loopback: bool, resolve: Resolver | None = None) -> CallbackTarget:
     """Refuse, at submit time, a callback URL that is malformed or reaches a non-public address.
 
     Raises ``ValidationError`` (field ``callbackUrl``) naming what is wrong; an unresolvable host raises
-    its subclass ``CallbackHostUnresolvableError``.
+    its subclass ``CallbackHostUnresolvableError``. ``resolve`` defaults to ``default_resolver``, looked up
+    when called, so a test can stand in for DNS.
     """
     return _checked_target(url, allow_loopback=allow_loopback, resolve=resolve)
 
 
-def check_delivery_target(url: str, *, allow_loopback: bool, resolve: Resolver = default_resolver) -> CallbackTarget:
+def check_delivery_target(url: str, *, allow_loopback: bool, resolve: Resolver | None = None) -> CallbackTarget:
     """The same checks just before a delivery, resolved afresh: the DNS answer at submit time proves nothing now.
 
     Connect only to the returned ``addresses``. ``CallbackHostUnresolvableError`` here may be a passing DNS
@@ -135,7 +139,7 @@ def check_delivery_target(url: str, *, allow_loopback: bool, resolve: Resolver =
     return _checked_target(url, allow_loopback=allow_loopback, resolve=resolve)
 
 
-def _checked_target(url: str, *, allow_loopback: bool, resolve: Resolver) -> CallbackTarget:
+def _checked_target(url: str, *, allow_loopback: bool, resolve: Resolver | None) -> CallbackTarget:
     parts = _split(url)
     scheme = parts.scheme.lower()
     host = _host(parts)
@@ -147,7 +151,7 @@ def _checked_target(url: str, *, allow_loopback: bool, resolve: Resolver) -> Cal
         _refuse_non_public(literal, f"{FIELD} host {host} is", allow_loopback=allow_loopback)
         addresses: tuple[str, ...] = (str(literal),)
     else:
-        addresses = _resolve(host, port, resolve)
+        addresses = _resolve(host, port, resolve or default_resolver)
         for address in addresses:
             _refuse_non_public(
                 _parse_resolved(host, address),
@@ -271,10 +275,10 @@ def _refuse_non_public(address: IPAddress, subject: str, *, allow_loopback: bool
 
 
 def _is_own_loopback(address: IPAddress) -> bool:
-    """127/8, ::1 and ::ffff:127.x reach this machine; NAT64 or 6to4 forms of 127.x reach someone else's."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
+    """127/8 and ::1, as a developer writes them. ``::ffff:127.0.0.1`` reaches this machine too, but only a
+    request meant to slip past a filter spells it that way, so local mode refuses it like any other disguise;
+    NAT64 or 6to4 forms of 127.x reach someone else's loopback."""
+    return address.is_loopback and (isinstance(address, ipaddress.IPv4Address) or address.ipv4_mapped is None)
 
 
 def _non_public_reason(address: IPAddress) -> str | None:
@@ -288,17 +292,25 @@ def _non_public_reason(address: IPAddress) -> str | None:
         if inner is not None:
             return f"{form} of {ipv4}, {inner}"
         return f"{form} (deprecated, not reachable from here)" if always_refused else None
-    return _first_match(address, _IPV6_REFUSED) or (None if address.is_global else "a non-public address")
+    reason = _first_match(address, _IPV6_REFUSED)
+    if reason is not None:
+        return reason
+    if address.is_reserved or address not in _GLOBAL_UNICAST:
+        return "a reserved address, outside IPv6 global unicast (2000::/3)"
+    return None if address.is_global else "a non-public address"
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address, bool] | None:
     """The IPv4 address an IPv6 form stands for, so ``::ffff:127.0.0.1`` is judged as ``127.0.0.1``.
 
-    The flag marks forms refused even around a public IPv4: IPv4-compatible addresses are deprecated, and
-    6to4 and Teredo need relays that are gone, so a real receiver never depends on them.
+    The flag marks forms refused even around a public IPv4: IPv4-compatible addresses are deprecated,
+    IPv4-translated ones exist only inside a translator, and 6to4 and Teredo need relays that are gone, so a
+    real receiver never depends on them.
     """
     if address.ipv4_mapped is not None:
         return "an IPv4-mapped form", address.ipv4_mapped, False
+    if address in _IPV4_TRANSLATED:
+        return "an IPv4-translated form", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), True
     if address in _NAT64:
         return "a NAT64 form", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), False
     if address in _IPV4_COMPATIBLE and int(address) > 1:
