@@ -30,6 +30,13 @@ WEBHOOK_SECRET = "WEBHOOK_SECRET"
 """Local mode only: the whsec_ signing key itself, instead of WEBHOOK_SECRET_ARN."""
 ALLOW_LOOPBACK_CALLBACKS = "ALLOW_LOOPBACK_CALLBACKS"
 """Local mode only: callbacks to 127.0.0.1 are allowed (never private or link-local addresses)."""
+WEBHOOK_MAX_ATTEMPTS = "WEBHOOK_MAX_ATTEMPTS"
+"""WebhookFunction: attempts at one callback before it is recorded exhausted and set aside (WebhookMaxAttempts)."""
+WEBHOOK_RETRY_SCHEDULE = "WEBHOOK_RETRY_SCHEDULE"
+"""WebhookFunction: seconds before retry 1, 2, ... (``5,300,1800``; the last repeats). Empty: the standard
+schedule, or seconds-long retries in local mode (WebhookRetrySchedule)."""
+CALLBACKS_DEAD_LETTER_QUEUE_URL = "CALLBACKS_DEAD_LETTER_QUEUE_URL"
+"""WebhookFunction: where a callback whose attempts ran out is set aside."""
 CORS_ALLOW_ORIGIN = "CORS_ALLOW_ORIGIN"
 """The origin whose pages may read the REST API's answers (``*`` for any): template's CorsAllowOrigin."""
 DEFAULT_CORS_ALLOW_ORIGIN = "*"
@@ -44,6 +51,19 @@ def _require(name: str) -> str:
     if not value:
         raise SettingsError(f"environment variable {name} is not set; template.yaml's Globals provide it")
     return value
+
+
+def _seconds_list(name: str) -> tuple[float, ...]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ()
+    try:
+        values = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise SettingsError(f"environment variable {name} must be seconds separated by commas, got {raw!r}") from None
+    if not all(0 <= value < float("inf") for value in values):
+        raise SettingsError(f"environment variable {name} must hold finite, non-negative seconds, got {raw!r}")
+    return values
 
 
 def _int(name: str, default: int, *, minimum: int = 1) -> int:
@@ -78,6 +98,9 @@ class Settings:
     token_secret: str
     webhook_secret: str
     allow_loopback_callbacks: bool
+    webhook_max_attempts: int = 8
+    webhook_retry_schedule: tuple[float, ...] = ()
+    callbacks_dead_letter_queue_url: str = ""
 
 
 @cache
@@ -101,6 +124,9 @@ def settings() -> Settings:
         token_secret=os.environ.get(TOKEN_SECRET, "").strip(),
         webhook_secret=os.environ.get(WEBHOOK_SECRET, "").strip(),
         allow_loopback_callbacks=os.environ.get(ALLOW_LOOPBACK_CALLBACKS, "").strip().lower() == "true",
+        webhook_max_attempts=_int(WEBHOOK_MAX_ATTEMPTS, 8),
+        webhook_retry_schedule=_seconds_list(WEBHOOK_RETRY_SCHEDULE),
+        callbacks_dead_letter_queue_url=os.environ.get(CALLBACKS_DEAD_LETTER_QUEUE_URL, "").strip(),
     )
 
 
