@@ -12,7 +12,8 @@ from pypdf import PdfReader
 
 from reports.catalog import RenderInput, ReportDefinition, get_definition
 from reports.errors import NoDataError
-from reports.sales import SaleRecord, generate_day
+from reports.report_types import coffee_sales
+from reports.sales import SAMPLE_DATA_START, SaleRecord, generate_day
 
 GENERATED_AT = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 
@@ -60,13 +61,114 @@ def test_the_daily_report_is_a_two_page_pdf_with_its_figures() -> None:
     assert "Pike Place" in text
 
 
-def test_the_daily_report_says_when_last_week_has_nothing_to_compare() -> None:
-    # GIVEN New Year's Day 2021, a week after the stores were closed for Christmas
-    pdf = definition("COFFEE_SALES").render(render_input("COFFEE_SALES", date(2021, 1, 1)))
-    # THEN the cards say there was nothing to compare with instead of a change
-    _, text = pdf_text(pdf)
-    assert "No sales on Fri 25 Dec" in text
+def days_with_sales(records: Sequence[SaleRecord]) -> set[date]:
+    return {record.sold_at.date() for record in records}
+
+
+def test_the_daily_report_fetches_back_to_the_weekday_it_compares_with() -> None:
+    # GIVEN a Friday after a trading Friday, and New Year's Day, a week after the stores closed for Christmas
+    period = definition("COFFEE_SALES").period
+    # THEN the first fetches one week; the second two, back to Friday 18 December (not just to 25 December)
+    assert period(date(2021, 1, 8)) == (date(2021, 1, 1), date(2021, 1, 8))
+    assert period(date(2021, 1, 1)) == (date(2020, 12, 18), date(2021, 1, 1))
+
+
+def test_the_fetched_look_back_ends_after_four_weeks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a calendar closed on every earlier Friday
+    monkeypatch.setattr(coffee_sales, "is_closed", lambda day: day < date(2021, 1, 8))
+    # THEN the period stops four Fridays back
+    day = date(2021, 1, 8)
+    assert coffee_sales.comparison_candidates(day) == [
+        date(2021, 1, 1),
+        date(2020, 12, 25),
+        date(2020, 12, 18),
+        date(2020, 12, 11),
+    ]
+    assert definition("COFFEE_SALES").period(day) == (date(2020, 12, 11), day)
+
+
+def test_a_normal_day_compares_with_the_same_weekday_exactly_a_week_earlier() -> None:
+    # GIVEN a Friday whose previous Friday (New Year's Day) traded, and a mid-week day in spring
+    for day in (date(2021, 1, 8), date(2021, 3, 10)):
+        start, _ = definition("COFFEE_SALES").period(day)
+        # WHEN the comparison day is chosen from the fetched period
+        chosen = coffee_sales.comparison_day(day, days_with_sales(period_records("COFFEE_SALES", day)), earliest=start)
+        # THEN it is seven days earlier
+        assert chosen == day - timedelta(days=7)
+    # AND the report says so, naming that day
+    _, text = pdf_text(definition("COFFEE_SALES").render(render_input("COFFEE_SALES", date(2021, 1, 8))))
+    assert "Changes compare with Friday, 1 January 2021, the same weekday a week earlier." in text
     assert "vs Fri 25 Dec" not in text
+
+
+def test_new_years_day_compares_with_the_last_friday_that_traded() -> None:
+    # GIVEN New Year's Day 2021, a week after the stores were closed for Christmas
+    day = date(2021, 1, 1)
+    start, _ = definition("COFFEE_SALES").period(day)
+    records = period_records("COFFEE_SALES", day)
+    # WHEN the comparison day is chosen
+    # THEN it skips the closed Christmas Day for Friday 18 December
+    assert coffee_sales.comparison_day(day, days_with_sales(records), earliest=start) == date(2020, 12, 18)
+    # AND every card, the chart and both tables compare with it by name, saying why it is not last week
+    _, text = pdf_text(definition("COFFEE_SALES").render(render_input("COFFEE_SALES", day)))
+    for note in ("vs Fri 18 Dec ($5,950)", "vs Fri 18 Dec (819)", "vs Fri 18 Dec ($7.27)", "vs Fri 18 Dec (1,297)"):
+        assert note in text
+    assert text.count("vs Fri 18 Dec") == 6  # four cards, two table headings
+    assert "line: the same hours on Friday, 18 December 2020 (no sales on Fri 25 Dec)" in text
+    assert "Changes compare with Friday, 18 December 2020, the most recent Friday with sales" in text
+    assert "No sales on" not in text
+    assert "vs Fri 25 Dec" not in text
+    assert "vs last week" not in text
+
+
+def test_the_daily_report_reads_only_its_day_and_the_same_weekdays() -> None:
+    # GIVEN the fetched period of New Year's Day, and only its Fridays out of it
+    day = date(2021, 1, 1)
+    fridays = [r for r in period_records("COFFEE_SALES", day) if r.sold_at.weekday() == day.weekday()]
+    # THEN the days in between change nothing on the pages
+    render = definition("COFFEE_SALES").render
+    assert pdf_text(render(render_input("COFFEE_SALES", day, fridays))) == pdf_text(
+        render(render_input("COFFEE_SALES", day))
+    )
+
+
+def test_the_look_back_stops_after_four_weeks_and_at_the_start_of_the_data() -> None:
+    day = date(2021, 1, 8)
+    assert coffee_sales.comparison_day(day, {day - timedelta(weeks=4)}, earliest=day - timedelta(weeks=4)) == (
+        day - timedelta(weeks=4)
+    )
+    assert coffee_sales.comparison_day(day, {day - timedelta(weeks=5)}, earliest=day - timedelta(weeks=5)) is None
+    assert coffee_sales.comparison_day(day, {day - timedelta(weeks=2)}, earliest=day - timedelta(days=10)) is None
+
+
+def test_without_a_trading_weekday_in_the_look_back_one_note_says_so() -> None:
+    # GIVEN four weeks of records in which only the report's own Friday traded
+    day = date(2021, 1, 8)
+    records = generate_day(day)
+    data = RenderInput("01TESTREPORT00000000000000", day, day - timedelta(weeks=4), day, records, GENERATED_AT)
+    # WHEN the daily report is rendered
+    pages, text = pdf_text(definition("COFFEE_SALES").render(data))
+    # THEN one note under the cards says there is nothing to compare with, naming the Fridays looked at
+    assert pages == 2
+    assert text.count("No comparison") == 1
+    assert "no sales were recorded on any of the four Fridays before (Fri 11 Dec to Fri 1 Jan 2021)" in text
+    # AND no card, chart or table repeats it or shows an empty comparison
+    assert "No sales on" not in text
+    assert "vs " not in text
+    assert "Changes compare" not in text
+    assert "–" not in text.split("Products", 1)[1]
+
+
+def test_the_first_friday_of_the_sample_data_has_one_note_instead_of_a_comparison() -> None:
+    # GIVEN 3 January 2020 as the bucket has it: nothing before 1 January 2020
+    day = date(2020, 1, 3)
+    records = [r for r in period_records("COFFEE_SALES", day) if r.sold_at.date() >= SAMPLE_DATA_START]
+    # WHEN rendered
+    _, text = pdf_text(definition("COFFEE_SALES").render(render_input("COFFEE_SALES", day, records)))
+    # THEN the one note names the Friday the period reached back to
+    assert text.count("No comparison") == 1
+    assert "no sales were recorded on the Friday before (Friday, 27 December 2019)" in text
+    assert "vs " not in text
 
 
 def test_the_monthly_report_is_a_three_page_pdf_marking_closed_days() -> None:

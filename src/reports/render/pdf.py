@@ -98,13 +98,21 @@ class Column:
 
 
 class KpiRow(Flowable):  # type: ignore[misc]
-    """A row of equal cards: label, big value, and how it compares (arrow in green or red)."""
+    """A row of equal cards: label, big value, and how it compares (arrow in green or red).
 
-    def __init__(self, cards: Sequence[KpiCard], *, height: float = 64.0, gap: float = 8.0) -> None:
+    With ``note``, one line under the row says what every card would otherwise repeat; the cards
+    drop their own note line and get shorter, so the row keeps its height and the page its layout.
+    """
+
+    NOTE_BAND = 15.0
+    """Height the row's note takes from the cards."""
+
+    def __init__(self, cards: Sequence[KpiCard], *, height: float = 64.0, gap: float = 8.0, note: str = "") -> None:
         super().__init__()
         self.cards = list(cards)
         self.card_height = height
         self.gap = gap
+        self.note = note
 
     def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
         self.width = available_width
@@ -114,26 +122,35 @@ class KpiRow(Flowable):  # type: ignore[misc]
         canvas: Canvas = self.canv
         count = len(self.cards)
         card_width = (self.width - self.gap * (count - 1)) / count
+        bottom = self.NOTE_BAND if self.note else 0.0
+        top = self.card_height
         for index, card in enumerate(self.cards):
             x = index * (card_width + self.gap)
             canvas.setFillColor(colour(theme.CARD))
-            canvas.roundRect(x, 0, card_width, self.card_height, 4, stroke=0, fill=1)
+            canvas.roundRect(x, bottom, card_width, top - bottom, 4, stroke=0, fill=1)
             canvas.setFillColor(colour(theme.CREMA))
-            canvas.rect(x, self.card_height - 3, card_width, 3, stroke=0, fill=1)
+            canvas.rect(x, top - 3, card_width, 3, stroke=0, fill=1)
             canvas.setFillColor(colour(theme.MUTED))
             canvas.setFont(BOLD, 7)
-            canvas.drawString(x + 10, self.card_height - 17, card.label.upper())
+            canvas.drawString(x + 10, top - 17, card.label.upper())
             canvas.setFillColor(colour(theme.INK))
             canvas.setFont(BOLD, 18)
-            canvas.drawString(x + 10, self.card_height - 40, card.value)
-            self._draw_note(canvas, x + 10, 11, card_width - 20, card)
+            canvas.drawString(x + 10, top - 40, card.value)
+            if not self.note:
+                self._draw_note(canvas, x + 10, 11, card_width - 20, card)
+        if self.note:
+            paragraph = Paragraph(self.note, NOTE)
+            paragraph.wrapOn(canvas, self.width, self.NOTE_BAND)
+            paragraph.drawOn(canvas, 0, 0)
 
     @staticmethod
     def _draw_note(canvas: Canvas, x: float, y: float, width: float, card: KpiCard) -> None:
         canvas.setFont(FONT, 7)
         if card.trend is None:
             canvas.setFillColor(colour(theme.MUTED))
-            canvas.drawString(x, y, _fit(card.note, FONT, 7, width))
+            size = _shrunk(card.note, FONT, 7, width)
+            canvas.setFont(FONT, size)
+            canvas.drawString(x, y, _fit(card.note, FONT, size, width))
             return
         rising = card.trend >= 0
         canvas.setFillColor(colour(theme.UP if rising else theme.DOWN))
@@ -153,8 +170,9 @@ class KpiRow(Flowable):  # type: ignore[misc]
         canvas.drawString(x + 9, y, change)
         offset = x + 9 + canvas.stringWidth(change, BOLD, 7) + 3
         canvas.setFillColor(colour(theme.MUTED))
-        canvas.setFont(FONT, 7)
-        canvas.drawString(offset, y, _fit(card.note, FONT, 7, width - (offset - x)))
+        size = _shrunk(card.note, FONT, 7, width - (offset - x))
+        canvas.setFont(FONT, size)
+        canvas.drawString(offset, y, _fit(card.note, FONT, size, width - (offset - x)))
 
 
 class ChartBlock(Flowable):  # type: ignore[misc]
@@ -356,6 +374,15 @@ def _draw_aligned(canvas: Canvas, x: float, y: float, text: str, align: str) -> 
         canvas.drawCentredString(x, y, text)
     else:
         canvas.drawString(x, y, text)
+
+
+def _shrunk(text: str, font: str, size: float, width: float, *, smallest: float = 6.0) -> float:
+    """The largest of ``size``, ``size`` - 0.5, ... down to ``smallest`` at which ``text`` fits ``width`` points."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    while size > smallest and stringWidth(text, font, size) > width:
+        size -= 0.5
+    return size
 
 
 def _fit(text: str, font: str, size: float, width: float) -> str:
