@@ -30,6 +30,10 @@ WEBHOOK_SECRET = "WEBHOOK_SECRET"
 """Local mode only: the whsec_ signing key itself, instead of WEBHOOK_SECRET_ARN."""
 ALLOW_LOOPBACK_CALLBACKS = "ALLOW_LOOPBACK_CALLBACKS"
 """Local mode only: callbacks to 127.0.0.1 are allowed (never private or link-local addresses)."""
+API_BASE_PATH = "API_BASE_PATH"
+"""The prefix in front of the REST API's own paths as clients reach it (``/<StageName>`` on
+execute-api, empty locally), for the links in pushed and published reports, which answer no request
+to read it from."""
 WEBHOOK_MAX_ATTEMPTS = "WEBHOOK_MAX_ATTEMPTS"
 """WebhookFunction: attempts at one callback before it is recorded exhausted and set aside (WebhookMaxAttempts)."""
 WEBHOOK_RETRY_SCHEDULE = "WEBHOOK_RETRY_SCHEDULE"
@@ -98,6 +102,7 @@ class Settings:
     token_secret: str
     webhook_secret: str
     allow_loopback_callbacks: bool
+    api_base_path: str = ""
     webhook_max_attempts: int = 8
     webhook_retry_schedule: tuple[float, ...] = ()
     callbacks_dead_letter_queue_url: str = ""
@@ -124,10 +129,17 @@ def settings() -> Settings:
         token_secret=os.environ.get(TOKEN_SECRET, "").strip(),
         webhook_secret=os.environ.get(WEBHOOK_SECRET, "").strip(),
         allow_loopback_callbacks=os.environ.get(ALLOW_LOOPBACK_CALLBACKS, "").strip().lower() == "true",
+        api_base_path=_base_path(API_BASE_PATH),
         webhook_max_attempts=_int(WEBHOOK_MAX_ATTEMPTS, 8),
         webhook_retry_schedule=_seconds_list(WEBHOOK_RETRY_SCHEDULE),
         callbacks_dead_letter_queue_url=os.environ.get(CALLBACKS_DEAD_LETTER_QUEUE_URL, "").strip(),
     )
+
+
+def _base_path(name: str) -> str:
+    """``/v1`` from ``v1``, ``/v1/`` or ``/v1``; empty for the root."""
+    value = os.environ.get(name, "").strip().strip("/")
+    return f"/{value}" if value else ""
 
 
 def cors_allow_origin() -> str:
