@@ -39,7 +39,19 @@ def _decode(text: str) -> bytes:
 
 
 def _signature(key: str, payload: str) -> str:
-    return _encode(hmac.new(key.encode(), payload.encode(), hashlib.sha256).digest())
+    return _encode(hmac.new(key.encode(), _utf8(payload), hashlib.sha256).digest())
+
+
+def _utf8(text: str) -> bytes:
+    """Any str encodes, lone surrogates too (a JSON ``subscribe`` body can carry ``"\\ud800"``)."""
+    return text.encode("utf-8", errors="surrogatepass")
+
+
+def _signature_matches(key: str, payload: str, signature: str) -> bool:
+    """Constant-time, on bytes: ``hmac.compare_digest`` raises TypeError for a str that is not ASCII,
+    and a token arrives from anyone (``abc.é`` must be a refusal, not a 500)."""
+    expected = _signature(key, payload).encode()
+    return hmac.compare_digest(_utf8(signature), expected)
 
 
 def issue_watch_token(
@@ -50,11 +62,14 @@ def issue_watch_token(
     return f"{payload}.{_signature(key, payload)}"
 
 
-def verify_watch_token(key: str, token: str | None, *, now: datetime) -> WatchGrant:
+def verify_watch_token(key: str, token: object, *, now: datetime) -> WatchGrant:
+    """The grant a token carries; ``WatchTokenError`` for anything else, whatever a client sent."""
     if not token:
         raise WatchTokenError("a watch token is required (the report's _links.websocket.href carries one)")
+    if not isinstance(token, str):
+        raise WatchTokenError("the watch token is not valid")
     payload, _, signature = token.partition(".")
-    if not payload or not signature or not hmac.compare_digest(signature, _signature(key, payload)):
+    if not payload or not signature or not _signature_matches(key, payload, signature):
         raise WatchTokenError("the watch token is not valid")
     try:
         data = json.loads(_decode(payload))
