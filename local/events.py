@@ -10,7 +10,7 @@ import hashlib
 import secrets
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,16 +24,29 @@ def api_gateway_event(
     path: str,
     resource: str,
     path_parameters: Mapping[str, str] | None = None,
-    headers: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     query: Mapping[str, Sequence[str]] | None = None,
     body: bytes | None = None,
     api_key_id: str | None = None,
     stage: str = "v1",
+    base_path: str | None = None,
     source_ip: str = "127.0.0.1",
     api_id: str = "local",
 ) -> dict[str, Any]:
-    """A REST API proxy event; ``stage`` prefixes ``requestContext.path`` as execute-api does."""
-    header_map = dict(headers or {})
+    """A REST API proxy event for ``path`` (the API's own path, never with the stage) on ``stage``.
+
+    ``requestContext.path`` is the path as the client requested it: ``base_path + path``, where
+    ``base_path`` is ``/{stage}`` by default, as on the execute-api URL (``""`` behind a custom domain
+    mapped at its root).
+
+    ``headers`` is a mapping, or the request's (name, value) pairs in order: a header sent more than
+    once keeps every value in ``multiValueHeaders`` and its last in ``headers``, as API Gateway does.
+    """
+    pairs = list(headers.items() if isinstance(headers, Mapping) else headers or ())
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in pairs:
+        multi_headers.setdefault(name, []).append(value)
+    header_map = {name: values[-1] for name, values in multi_headers.items()}
     multi_query = {k: list(v) for k, v in (query or {}).items()}
     text_body: str | None = None
     is_base64 = False
@@ -48,7 +61,7 @@ def api_gateway_event(
         "path": path,
         "httpMethod": method,
         "headers": header_map or None,
-        "multiValueHeaders": {k: [v] for k, v in header_map.items()} or None,
+        "multiValueHeaders": multi_headers or None,
         "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
         "multiValueQueryStringParameters": multi_query or None,
         "pathParameters": dict(path_parameters) if path_parameters else None,
@@ -76,7 +89,7 @@ def api_gateway_event(
                 "userAgent": header_map.get("User-Agent") or header_map.get("user-agent"),
                 "userArn": None,
             },
-            "path": f"/{stage}{path}" if stage else path,
+            "path": (f"/{stage}" if base_path is None and stage else base_path or "") + path,
             "protocol": "HTTP/1.1",
             "requestId": str(uuid.uuid4()),
             "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
@@ -170,32 +183,91 @@ def websocket_event(
     return event
 
 
+SQS_RECORD_ATTRIBUTES = ("ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp")
+"""The system attributes every SQS record carries; any others the message has (``AWSTraceHeader``, a FIFO
+queue's ``SequenceNumber``, ``MessageGroupId`` and ``MessageDeduplicationId``, ``DeadLetterQueueSourceArn``)
+follow them, as Lambda passes on what ``receive_message`` returns for ``All``."""
+
+
+def sqs_message_attributes(attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``MessageAttributes`` as ``receive_message`` returns them (``StringValue``, ``BinaryValue`` as bytes,
+    ``DataType``), in the casing and layout Lambda gives them to a function::
+
+        {"stringValue": "v", "stringListValues": [], "binaryListValues": [], "dataType": "String"}
+
+    with ``binaryValue`` (base64) instead of ``stringValue`` for a ``Binary`` attribute."""
+    converted = {}
+    for name, attribute in attributes.items():
+        value: dict[str, Any] = {}
+        if "StringValue" in attribute:
+            value["stringValue"] = attribute["StringValue"]
+        if "BinaryValue" in attribute:
+            raw = attribute["BinaryValue"]
+            value["binaryValue"] = base64.b64encode(raw).decode() if isinstance(raw, bytes | bytearray) else str(raw)
+        value["stringListValues"] = list(attribute.get("StringListValues") or [])
+        value["binaryListValues"] = [
+            base64.b64encode(item).decode() if isinstance(item, bytes | bytearray) else str(item)
+            for item in attribute.get("BinaryListValues") or []
+        ]
+        value["dataType"] = attribute["DataType"]
+        converted[name] = value
+    return converted
+
+
+def md5_of_message_attributes(attributes: Mapping[str, Mapping[str, Any]]) -> str:
+    """SQS's digest of ``MessageAttributes`` (the ``MD5OfMessageAttributes`` it returns): each attribute by
+    name, as length-prefixed name, data type, a transport byte (1 string, 2 binary) and length-prefixed value."""
+    digest = hashlib.md5()
+
+    def put(data: bytes) -> None:
+        digest.update(len(data).to_bytes(4, "big") + data)
+
+    for name in sorted(attributes):
+        attribute = attributes[name]
+        put(name.encode())
+        put(str(attribute["DataType"]).encode())
+        if "BinaryValue" in attribute:
+            raw = attribute["BinaryValue"]
+            digest.update(b"\x02")
+            put(bytes(raw) if isinstance(raw, bytes | bytearray) else base64.b64decode(raw))
+        else:
+            digest.update(b"\x01")
+            put(str(attribute.get("StringValue", "")).encode())
+    return digest.hexdigest()
+
+
 def sqs_event(messages: Sequence[Mapping[str, Any]], *, queue_arn: str) -> dict[str, Any]:
-    """An SQS event from messages as ``receive_message`` returns them (with ``AttributeNames=All``)."""
+    """An SQS event from messages as ``receive_message`` returns them (with ``AttributeNames=All`` and
+    ``MessageAttributeNames=All``): system attributes as received, message attributes in Lambda's casing,
+    and ``md5OfMessageAttributes`` when the message has any."""
     region = queue_arn.split(":")[3]
     records = []
+    now = str(int(time.time() * 1000))
     for message in messages:
-        attributes = message.get("Attributes") or {}
-        records.append(
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": {
-                    "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
-                    "SentTimestamp": attributes.get("SentTimestamp", str(int(time.time() * 1000))),
-                    "SenderId": attributes.get("SenderId", ACCOUNT_ID),
-                    "ApproximateFirstReceiveTimestamp": attributes.get(
-                        "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
-                    ),
-                },
-                "messageAttributes": message.get("MessageAttributes") or {},
-                "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": region,
-            }
-        )
+        received = message.get("Attributes") or {}
+        defaults = {"ApproximateReceiveCount": "1", "SentTimestamp": now, "SenderId": ACCOUNT_ID}
+        defaults["ApproximateFirstReceiveTimestamp"] = now
+        attributes = {name: received.get(name, defaults[name]) for name in SQS_RECORD_ATTRIBUTES}
+        attributes |= {name: value for name, value in received.items() if name not in attributes}
+        message_attributes = message.get("MessageAttributes") or {}
+        record: dict[str, Any] = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": attributes,
+            "messageAttributes": sqs_message_attributes(message_attributes),
+        }
+        if message_attributes:
+            record["md5OfMessageAttributes"] = message.get("MD5OfMessageAttributes") or md5_of_message_attributes(
+                message_attributes
+            )
+        record |= {
+            "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": queue_arn,
+            "awsRegion": region,
+        }
+        records.append(record)
     return {"Records": records}
 
 

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -134,6 +134,8 @@ class ApiGateway:
         known once the server is bound)."""
         api = template.resources[api_id]["Properties"]
         auth = api.get("Auth") or {}
+        # requestContext.stage, and the prefix of the execute-api URL (the API also answers at the root)
+        self.stage = stack.resolve(api["StageName"]) if api.get("StageName") is not None else ""
         self._stack = stack
         self._api_keys = dict(api_keys)
         self._responses: dict[str, Any] = api.get("GatewayResponses") or {}
@@ -169,46 +171,58 @@ class ApiGateway:
         return routes
 
     def handle(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes, source_ip: str
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
     ) -> GatewayAnswer:
+        """``headers``: a mapping, or the request's (name, value) pairs, repeats included, in order.
+
+        The API answers at the root, as behind a custom domain mapped to its stage, and under
+        ``/{StageName}`` as at its execute-api URL; ``requestContext.path`` is the path as requested
+        either way (``path`` never has the stage), so links the functions derive from it work."""
+        header_pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
         request_id = str(uuid.uuid4())
         url = urlsplit(target)
-        path = url.path or "/"
+        base_path, path = self._split_stage(url.path or "/")
         if len(body) > MAX_PAYLOAD_BYTES:
-            return self._gateway_error("REQUEST_TOO_LARGE", path, request_id)
+            return self._gateway_error("REQUEST_TOO_LARGE", base_path + path, request_id)
         match = None
         for route in self.routes:
             found = route.pattern.match(path)
             if found and route.method == method:
                 match = (route, found.groupdict())
                 break
-        lowered = {k.lower(): v for k, v in headers.items()}
+        lowered = {k.lower(): v for k, v in header_pairs}
         api_key = lowered.get("x-api-key")
         tenant = self._api_keys.get(api_key or "")
         if match is None:
             if method == "OPTIONS" and self._cors is not None and self._is_resource(path):
                 if self._preflight_needs_key and tenant is None:
-                    return self._gateway_error("INVALID_API_KEY", path, request_id)
+                    return self._gateway_error("INVALID_API_KEY", base_path + path, request_id)
                 if tenant is not None and not self._admit(tenant):
-                    return self._gateway_error("THROTTLED", path, request_id)
+                    return self._gateway_error("THROTTLED", base_path + path, request_id)
                 return self._preflight_answer(self._cors, path)
             page = self._page(path) if method in ("GET", "HEAD") else None
-            return page or self._gateway_error("MISSING_AUTHENTICATION_TOKEN", path, request_id)
+            return page or self._gateway_error("MISSING_AUTHENTICATION_TOKEN", base_path + path, request_id)
         route, parameters = match
         if route.api_key_required and tenant is None:
-            return self._gateway_error("INVALID_API_KEY", path, request_id)
+            return self._gateway_error("INVALID_API_KEY", base_path + path, request_id)
         if tenant is not None and not self._admit(tenant):
-            return self._gateway_error("THROTTLED", path, request_id)
+            return self._gateway_error("THROTTLED", base_path + path, request_id)
         event = api_gateway_event(
             method=method,
             path=path,
             resource=route.resource,
             path_parameters=parameters or None,
-            headers=dict(headers),
+            headers=header_pairs,
             query=parse_qs(url.query, keep_blank_values=True),
             body=body if body or method in ("POST", "PUT", "PATCH") else None,
             api_key_id=tenant,
-            stage="",
+            stage=self.stage,
+            base_path=base_path,
             source_ip=source_ip,
         )
         event["requestContext"]["requestId"] = request_id
@@ -217,7 +231,16 @@ class ApiGateway:
             return self._proxy_answer(response)
         except Exception:
             logger.exception("%s failed on %s %s", route.function.name, method, path)
-            return self._gateway_error("DEFAULT_5XX", path, request_id)
+            return self._gateway_error("DEFAULT_5XX", base_path + path, request_id)
+
+    def _split_stage(self, requested: str) -> tuple[str, str]:
+        """``("/v1", "/api/v1/report")`` for ``/v1/api/v1/report``, ``("", path)`` for a path the API
+        serves as it is (which wins where both would match) or one it does not serve at all."""
+        prefix = f"/{self.stage}"
+        if not self.stage or not requested.startswith(prefix + "/") or self._is_resource(requested):
+            return "", requested
+        rest = requested[len(prefix) :]
+        return (prefix, rest) if self._is_resource(rest) else ("", requested)
 
     # -- CORS -------------------------------------------------------------------------------------
 
@@ -319,6 +342,15 @@ class ApiGateway:
         return GatewayAnswer(status, headers, body.encode())
 
 
+class _BadRequest(Exception):
+    """A request body that cannot be read (a bad Content-Length, a broken chunked body)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def serve(gateway: ApiGateway, host: str, port: int) -> ThreadingHTTPServer:
     """Bind (raising ``OSError`` if the port is taken) and return the server, not yet serving."""
 
@@ -328,13 +360,18 @@ def serve(gateway: ApiGateway, host: str, port: int) -> ThreadingHTTPServer:
 
         def _any(self) -> None:
             began = time.perf_counter()
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            answer = gateway.handle(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
+            try:
+                body = self._read_body()
+            except _BadRequest as refusal:
+                self._refuse(refusal)
+                return
+            answer = gateway.handle(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
             self.send_response(answer.status)
             for name, value in answer.headers.items():
                 if name.lower() not in ("content-length", "connection"):
                     self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             body = b"" if answer.status in (204, 304) else answer.body  # RFC 9110: these have no content
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -349,6 +386,62 @@ def serve(gateway: ApiGateway, host: str, port: int) -> ThreadingHTTPServer:
                 HTTPStatus(answer.status).phrase,
                 elapsed,
             )
+
+        def _read_body(self) -> bytes:
+            """The request's body: ``Content-Length`` bytes, or the chunks of ``Transfer-Encoding: chunked``
+            (which wins over a Content-Length; the connection is then closed after the answer). A chunked
+            body is kept only to one byte past the payload limit, enough for ``handle`` to answer 413."""
+            coding = ",".join(self.headers.get_all("Transfer-Encoding") or [])
+            encodings = [e.strip().lower() for e in coding.split(",") if e.strip()]
+            if encodings:
+                if encodings != ["chunked"]:
+                    raise _BadRequest(501, f"Transfer-Encoding {', '.join(encodings)} is not supported")
+                if self.headers.get("Content-Length") is not None:
+                    self.close_connection = True  # RFC 9112 6.3: never reuse a connection after both
+                return self._read_chunks()
+            lengths = {value.strip() for value in self.headers.get_all("Content-Length") or []}
+            if not lengths:
+                return b""
+            length, *others = sorted(lengths)
+            if others or not (length.isascii() and length.isdigit()):
+                raise _BadRequest(400, f"Content-Length must be one whole number, got {', '.join(sorted(lengths))}")
+            size = int(length)
+            body = self.rfile.read(size) if size else b""
+            if len(body) < size:
+                raise _BadRequest(400, "the body ended before Content-Length bytes")
+            return body
+
+        def _read_chunks(self) -> bytes:
+            body = bytearray()
+            while True:
+                line = self.rfile.readline(65537)
+                try:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    size = -1
+                if size < 0 or not line.endswith(b"\n"):
+                    raise _BadRequest(400, "a malformed chunk size in a chunked body")
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailer fields, which API Gateway does not pass on
+                    return bytes(body)
+                chunk = self.rfile.read(size)
+                if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                    raise _BadRequest(400, "a chunk ended early in a chunked body")
+                body += chunk[: max(0, MAX_PAYLOAD_BYTES + 1 - len(body))]
+
+        def _refuse(self, refusal: _BadRequest) -> None:
+            """A request whose body cannot be read: answered, then the connection closed (what is left of
+            the body is unknown)."""
+            payload = json.dumps({"message": refusal.message}).encode()
+            self.close_connection = True
+            self.send_response(refusal.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(payload)
+            logger.info("%s %s -> %d %s", self.command, self.path, refusal.status, refusal.message)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _any
 
