@@ -310,46 +310,28 @@ class LocalRuntime:
         clear_dependencies()
 
     def _start_event_sources(self) -> None:
-        from local.event_sources import DynamoDBStreamEventSource, SqsEventSource
+        """Each SQS and DynamoDB event of the template, with its settings (batch size, filters, retries,
+        bisection, on-failure destination...), polled on its own thread."""
+        from functools import partial
 
-        stack = self.aws.stack
-        for function in self.functions.values():
-            for name, event in function.spec.events.items():
-                props = event.get("Properties") or {}
-                invoke = self._invoker(function, f" {name}")
-                if event.get("Type") == "SQS":
-                    queue = _logical_id(props["Queue"])
-                    source: Any = SqsEventSource(
-                        self.aws.client("sqs"),
-                        queue_url=stack.ref(queue),
-                        queue_arn=stack.get_att(queue, "Arn"),
-                        handler=invoke,
-                        function_name=function.name,
-                        timeout_seconds=function.spec.timeout,
-                        batch_size=int(props.get("BatchSize", 10)),
-                    )
-                    self._spawn(f"sqs-{queue}", self._loop(lambda s=source: s.poll_once(self.config.poll_seconds)))
-                elif event.get("Type") == "DynamoDB":
-                    table = _logical_id(props["Stream"])
-                    source = DynamoDBStreamEventSource(
-                        self.aws.client("dynamodbstreams"),
-                        stream_arn=stack.get_att(table, "StreamArn"),
-                        handler=invoke,
-                        function_name=function.name,
-                        timeout_seconds=function.spec.timeout,
-                        batch_size=int(props.get("BatchSize", 100)),
-                        max_retries=int(props.get("MaximumRetryAttempts", 3)),
-                        starting_position=str(props.get("StartingPosition", "LATEST")),
-                    )
-                    self._spawn(f"stream-{table}", self._loop(source.poll_once, pause=0.05))
-                else:
-                    continue
-                self.sources.append(source)
+        from local.event_sources import SqsEventSource, event_sources_from_template
+
+        try:
+            sources = event_sources_from_template(self.functions, self.aws.stack, self.aws.client, self._invoker)
+        except TemplateError as error:
+            raise LocalRuntimeError(f"{error}; fix template.yaml (`make validate` explains more)") from None
+        for source in sources:
+            name = f"{source.function_name}-{source.event_name}"
+            if isinstance(source, SqsEventSource):
+                self._spawn(f"sqs-{name}", self._loop(partial(source.poll_once, self.config.poll_seconds)))
+            else:
+                self._spawn(f"stream-{name}", self._loop(source.poll_once, pause=0.05))
+            self.sources.append(source)
 
     @staticmethod
-    def _invoker(function: Any, describe: str) -> Callable[[dict[str, Any], Any], Any]:
+    def _invoker(function: Any, event_name: str) -> Callable[[dict[str, Any], Any], Any]:
         return lambda event, _context: function.invoke(
-            event, describe=f"{describe}: {len(event.get('Records', []))} record(s)"
+            event, describe=f" {event_name}: {len(event.get('Records', []))} record(s)"
         )
 
     def _loop(self, poll: Callable[[], Any], pause: float = 0.0) -> Callable[[], None]:
@@ -371,14 +353,3 @@ class LocalRuntime:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
-
-
-def _logical_id(value: Any) -> str:
-    """``!GetAtt Queue.Arn`` / ``!Ref Queue`` -> ``Queue``."""
-    if isinstance(value, dict):
-        ((function, argument),) = value.items()
-        if function == "Fn::GetAtt":
-            return str(argument[0] if isinstance(argument, list) else argument.split(".")[0])
-        if function == "Ref":
-            return str(argument)
-    raise TemplateError(f"cannot tell which resource {value!r} names")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 
-from local.event_sources import DynamoDBStreamEventSource
+from local.event_sources import DynamoDBStreamEventSource, EventFilter, OnFailureDestination
 from local.template import DataStack
 from tests.conftest import REGION
 from tests.sam_events import generate_event
@@ -287,3 +288,307 @@ def test_a_malformed_batch_item_failure_fails_the_whole_batch_and_counts_against
     # THEN the whole batch failed, was retried once, and was then dropped
     assert [(r.received, r.failed) for r in results] == [(2, 2), (2, 2), (0, 0)]
     assert handler.batches == [["r1", "r2"], ["r1", "r2"]]
+
+
+# -- the settings a template's DynamoDB event gives its source ---------------------------------------------
+
+
+class FakeClock:
+    """Wall-clock time the test moves on by hand (record ages, retry pauses, batching windows)."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))  # whole seconds, so the steps below add up exactly
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def aws_client(service: Any) -> Any:
+    return boto3.client(service, region_name=REGION)
+
+
+class FailuresQueue:
+    """An SQS queue standing in for DestinationConfig.OnFailure."""
+
+    def __init__(self) -> None:
+        self._sqs = boto3.client("sqs", region_name=REGION)
+        self.url = self._sqs.create_queue(QueueName="stream-failures")["QueueUrl"]
+        self.arn = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.destination = OnFailureDestination.for_arn(self.arn, aws_client)
+
+    def records(self) -> list[Event]:
+        answer = self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10)
+        return [json.loads(message["Body"]) for message in answer.get("Messages", [])]
+
+
+@pytest.fixture
+def failures(stack: DataStack) -> FailuresQueue:
+    return FailuresQueue()
+
+
+def raise_on_poison(call: int, records: list[Event]) -> None:
+    if any(r["dynamodb"]["Keys"]["id"]["S"].startswith("poison") for r in records):
+        raise ValueError("cannot handle poison")
+
+
+def test_records_no_filter_matches_are_passed_over_without_an_invocation(table: ReportsTable) -> None:
+    # GIVEN a source filtering on the new image, as the template's ReportChanges does
+    handler = RecordingHandler()
+    only_reports = EventFilter.from_criteria(
+        {"Filters": [{"Pattern": '{"dynamodb": {"NewImage": {"entity": {"S": ["report"]}}}}'}]}
+    )
+    source = stream_source(table, handler, filter=only_reports)
+    table.put("r1", entity="report")
+    table.put("w1", entity="watch")
+    table.delete("r1")  # a REMOVE has no NewImage
+    table.put("r2", entity="report")
+
+    # WHEN the source polls until idle
+    first = source.poll_once()
+    idle = source.poll_once()
+
+    # THEN only the two report records reached the function, the others were passed over and not read again
+    assert handler.batches == [["r1", "r2"]]
+    assert (first.received, first.filtered) == (2, 2)
+    assert (idle.received, idle.filtered) == (0, 0)
+
+
+def test_a_batch_where_nothing_matches_invokes_nothing_and_the_shard_moves_on(table: ReportsTable) -> None:
+    # GIVEN a filter only INSERTs of kind=watch pass, and a stream of other changes then one watch
+    handler = RecordingHandler()
+    new_watchers = EventFilter.from_criteria(
+        {"Filters": [{"Pattern": '{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": ["watch"]}}}}'}]}
+    )
+    source = stream_source(table, handler, filter=new_watchers)
+    table.put("a", kind="report")
+    table.put("a", kind="watch")  # a MODIFY, not an INSERT
+
+    # WHEN the source polls, a watch is inserted, and it polls again
+    nothing = source.poll_once()
+    table.put("b", kind="watch")
+    one = source.poll_once()
+
+    # THEN the first poll invoked nothing, and the later INSERT arrived alone
+    assert (nothing.received, nothing.filtered) == (0, 2)
+    assert handler.batches == [["b"]]
+    assert one.received == 1
+
+
+def test_bisect_on_error_isolates_a_poison_record_so_the_good_records_beside_it_are_handled(
+    table: ReportsTable, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a handler that raises on any batch holding the poison record, among good ones
+    handler = RecordingHandler(raise_on_poison)
+    source = stream_source(table, handler, bisect_on_error=True, max_retries=1)
+    for key in ("g1", "poison", "g2", "g3"):
+        table.put(key)
+
+    # WHEN the source polls until idle
+    with caplog.at_level(logging.ERROR, logger="local.event_sources"):
+        for _ in range(10):
+            source.poll_once()
+
+    # THEN the batch was halved until the poison stood alone; every good record was handled once, in order,
+    # and only the poison record was given up on after its retry
+    assert handler.batches == [
+        ["g1", "poison", "g2", "g3"],
+        ["g1", "poison"],
+        ["g1"],
+        ["poison"],
+        ["poison"],
+        ["g2", "g3"],
+    ]
+    dropped = [r.getMessage() for r in caplog.records if "dropping" in r.getMessage()]
+    assert dropped == ["StreamFunction: dropping 1 stream records after 1 retries"]
+
+
+def test_without_bisect_a_poison_record_takes_the_whole_batch_down_with_it(table: ReportsTable) -> None:
+    # GIVEN the same records and handler, without BisectBatchOnFunctionError
+    handler = RecordingHandler(raise_on_poison)
+    source = stream_source(table, handler, max_retries=1)
+    for key in ("g1", "poison", "g2", "g3"):
+        table.put(key)
+
+    # WHEN the source polls until idle
+    for _ in range(5):
+        source.poll_once()
+
+    # THEN the whole batch was tried twice and dropped: no good record was handled
+    assert handler.batches == [["g1", "poison", "g2", "g3"]] * 2
+
+
+def test_splitting_a_batch_does_not_use_up_its_retries(table: ReportsTable) -> None:
+    # GIVEN no retries at all, bisection on, and a poison record at the end of a batch of four
+    handler = RecordingHandler(raise_on_poison)
+    source = stream_source(table, handler, bisect_on_error=True, max_retries=0)
+    for key in ("g1", "g2", "g3", "poison"):
+        table.put(key)
+
+    # WHEN the source polls until idle
+    for _ in range(10):
+        source.poll_once()
+
+    # THEN the splits were free: the poison record alone failed once and was dropped, the rest were handled
+    assert handler.batches == [["g1", "g2", "g3", "poison"], ["g1", "g2"], ["g3", "poison"], ["g3"], ["poison"]]
+
+
+def test_batch_item_failures_are_ignored_unless_the_event_reports_them(table: ReportsTable) -> None:
+    # GIVEN a handler that reports its first record failed, and a source without ReportBatchItemFailures
+    def first_failed(call: int, records: list[Event]) -> dict[str, Any]:
+        return {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
+
+    handler = RecordingHandler(first_failed)
+    source = stream_source(table, handler, report_batch_item_failures=False)
+    table.put("r1")
+    table.put("r2")
+
+    # WHEN the source polls twice
+    first = source.poll_once()
+    second = source.poll_once()
+
+    # THEN Lambda's rule held: the answer is not read, the invocation succeeded, nothing came again
+    assert (first.received, first.failed) == (2, 0)
+    assert second.received == 0
+    assert handler.batches == [["r1", "r2"]]
+
+
+def test_without_report_batch_item_failures_an_error_still_fails_the_whole_batch(table: ReportsTable) -> None:
+    # GIVEN a source without ReportBatchItemFailures and a handler raising once
+    def raise_once(call: int, records: list[Event]) -> None:
+        if call == 1:
+            raise RuntimeError("transient failure")
+
+    handler = RecordingHandler(raise_once)
+    source = stream_source(table, handler, report_batch_item_failures=False)
+    table.put("r1")
+
+    # WHEN the source polls twice
+    results = [source.poll_once() for _ in range(2)]
+
+    # THEN the batch failed and came again
+    assert [(r.received, r.failed) for r in results] == [(1, 1), (1, 0)]
+
+
+def test_a_batch_out_of_retries_goes_to_the_on_failure_destination_as_lambdas_invocation_record(
+    table: ReportsTable, failures: FailuresQueue
+) -> None:
+    # GIVEN a handler failing on the poison records, two retries, and an SQS on-failure destination
+    handler = RecordingHandler(raise_on_poison)
+    source = stream_source(table, handler, max_retries=2, on_failure=failures.destination)
+    table.put("poison-1")
+    table.put("poison-2")
+
+    # WHEN the source polls past its retries
+    for _ in range(4):
+        source.poll_once()
+
+    # THEN the queue holds one invocation record naming the two records, the shard and the stream
+    sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in handler.events[0]["Records"]]
+    (record,) = failures.records()
+    assert record["version"] == "1.0"
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestContext"]["functionArn"].endswith(":function:StreamFunction")
+    assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
+    info = record["DDBStreamBatchInfo"]
+    assert info["startSequenceNumber"] == sequence_numbers[0]
+    assert info["endSequenceNumber"] == sequence_numbers[-1]
+    assert info["batchSize"] == 2
+    assert info["streamArn"] == table.stream_arn
+    assert info["shardId"].startswith("shardId-")
+    assert info["approximateArrivalOfFirstRecord"].endswith("Z")
+    assert len(handler.events) == 3
+
+
+def test_records_older_than_the_maximum_age_are_given_up_on_and_sent_to_the_destination(
+    table: ReportsTable, failures: FailuresQueue
+) -> None:
+    # GIVEN a source whose records may be at most 60 s old, retrying forever, and a record that always fails
+    clock = FakeClock()
+    handler = RecordingHandler(raise_on_poison)
+    source = stream_source(
+        table, handler, max_retries=None, max_record_age_seconds=60, on_failure=failures.destination, clock=clock
+    )
+    table.put("poison")
+
+    # WHEN it fails twice, then a minute passes and the source polls again
+    source.poll_once()
+    source.poll_once()
+    clock.advance(120)
+    late = source.poll_once()
+
+    # THEN the record was not delivered again but given up on for its age
+    assert handler.batches == [["poison"], ["poison"]]
+    assert late.received == 0
+    (record,) = failures.records()
+    assert record["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["DDBStreamBatchInfo"]["batchSize"] == 1
+
+
+def test_minus_one_retry_attempts_retries_until_the_record_is_too_old(table: ReportsTable) -> None:
+    # GIVEN MaximumRetryAttempts -1 (Lambda's default: no limit)
+    handler = RecordingHandler(raise_on_poison)
+    source = stream_source(table, handler, max_retries=-1)
+    table.put("poison")
+
+    # WHEN the source polls many times
+    for _ in range(8):
+        source.poll_once()
+
+    # THEN it is still retrying
+    assert handler.batches == [["poison"]] * 8
+
+
+def test_a_failed_batch_is_retried_after_a_pause_that_grows(table: ReportsTable) -> None:
+    # GIVEN a source pausing 1 s before a first retry, doubling up to 3 s
+    clock = FakeClock()
+    handler = RecordingHandler(raise_on_poison)
+    source = stream_source(
+        table, handler, max_retries=10, retry_pause_seconds=1, max_retry_pause_seconds=3, clock=clock
+    )
+    table.put("poison")
+
+    # WHEN it fails, and the source polls at once and at intervals
+    def invocations_after(seconds: float) -> int:
+        clock.advance(seconds)
+        source.poll_once()
+        return len(handler.events)
+
+    source.poll_once()
+    seen = [invocations_after(0), invocations_after(0.5), invocations_after(0.5)]
+    seen += [invocations_after(1.5), invocations_after(0.5), invocations_after(2.5), invocations_after(0.5)]
+    seen += [invocations_after(2.5), invocations_after(0.5)]
+
+    # THEN no retry came before its pause (1 s, then 2 s, then at most 3 s) had passed
+    assert seen == [1, 1, 2, 2, 3, 3, 4, 4, 5]
+
+
+def test_a_batching_window_waits_for_more_records_before_invoking(table: ReportsTable) -> None:
+    # GIVEN a 5 s batching window and a batch size of 3
+    clock = FakeClock()
+    handler = RecordingHandler()
+    source = stream_source(table, handler, batch_size=3, batching_window_seconds=5, clock=clock)
+    table.put("r1")
+
+    # WHEN the source polls at once, after another record, after the window, and when a batch fills
+    source.poll_once()
+    table.put("r2")
+    clock.advance(2)
+    source.poll_once()
+    before = list(handler.batches)
+    clock.advance(3)
+    source.poll_once()
+    for key in ("r3", "r4", "r5"):
+        table.put(key)
+    source.poll_once()
+    source.poll_once()
+
+    # THEN nothing was invoked inside the window; then the two waiting records; then a full batch at once
+    assert before == []
+    assert handler.batches == [["r1", "r2"], ["r3", "r4", "r5"]]
