@@ -1,7 +1,12 @@
 """WebhookFunction: Callbacks queue -> signed POST to the report's callbackUrl, backing off on failure.
 
-A failed attempt goes back to the queue with its visibility set to an exponential backoff with
-jitter; after ``WebhookMaxAttempts`` receives, SQS sets it aside in the callbacks dead-letter queue.
+A failed attempt goes back to the queue, visible again after the retry schedule's delay; a record this
+invocation has no time left to try goes back visible at once, untried; after ``WebhookMaxAttempts``
+attempts the report records ``exhausted`` and the message is set aside in the callbacks dead-letter queue.
+
+The template keeps BatchSize 5 rather than 1: a webhook costs one short POST and most receivers answer in
+milliseconds, so batching saves invocations, and no record is started without the time to finish it
+(``DeliveryPolicy.time_needed``), so a slow receiver delays the rest of its batch but never times it out.
 """
 
 from __future__ import annotations
@@ -16,40 +21,58 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reports import clients, dependencies
-from reports.deliveries import Verdict, deliver_callback
+from reports.callback_leases import DynamoCallbackLeases
+from reports.callback_queue import CallbackQueue
+from reports.deliveries import DeliveryPolicy, Verdict, deliver_callback
 from reports.model import utc_now
 from reports.settings import settings
-from reports.webhooks import retry_delay
+from reports.webhooks import retry_schedule
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is still an answer (each failure has set when its message comes back),
+# not an invocation error: a receiver that is down must not look like a broken function.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+METRICS = {
+    Verdict.DONE: "CallbacksSettled",
+    Verdict.RETRY: "CallbackRetries",
+    Verdict.DEFER: "CallbacksDeferred",
+    Verdict.DEAD_LETTER: "CallbacksExhausted",
+}
 
 
 class DeliveryPending(Exception):
-    """Tells SQS to deliver the message again (after the backoff set on it)."""
+    """Tells SQS to deliver the message again (after the delay set on it)."""
 
 
-def handle_record(record: SQSRecord) -> None:
+def handle_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    config = settings()
     outcome = deliver_callback(
         record.body,
         store=dependencies.report_store(),
+        leases=DynamoCallbackLeases(clients.dynamodb(), config.reports_table),
         secret=dependencies.webhook_signing_secret(),
         now=utc_now(),
-        allow_loopback=settings().allow_loopback_callbacks,
+        time_left=lambda_context.get_remaining_time_in_millis() / 1000,
+        policy=DeliveryPolicy(
+            max_attempts=config.webhook_max_attempts,
+            retry_schedule=retry_schedule(config.webhook_retry_schedule, local=config.allow_loopback_callbacks),
+            allow_loopback=config.allow_loopback_callbacks,
+        ),
     )
-    logger.info("callback attempt", extra={"verdict": outcome.verdict.value, "reason": outcome.reason})
-    if outcome.verdict is Verdict.DONE:
-        metrics.add_metric(name="CallbacksSettled", unit=MetricUnit.Count, value=1)
-        return
-    attempt = int(record.attributes.approximate_receive_count)
-    queue_url = clients.sqs().get_queue_url(QueueName=record.event_source_arn.rsplit(":", 1)[1])["QueueUrl"]
-    clients.sqs().change_message_visibility(
-        QueueUrl=queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=round(retry_delay(attempt))
+    logger.info(
+        "callback",
+        extra={"verdict": outcome.verdict.value, "reason": outcome.reason, "attempt": outcome.attempt},
     )
-    metrics.add_metric(name="CallbackRetries", unit=MetricUnit.Count, value=1)
-    raise DeliveryPending(outcome.reason)
+    metrics.add_metric(name=METRICS[outcome.verdict], unit=MetricUnit.Count, value=1)
+    queue = CallbackQueue(clients.sqs(), record.event_source_arn, config.callbacks_dead_letter_queue_url)
+    if outcome.verdict is Verdict.DEAD_LETTER:
+        queue.set_aside(record.body, record.raw_event.get("messageAttributes") or {})
+    elif outcome.verdict is not Verdict.DONE:
+        queue.retry_after(record.receipt_handle, outcome.retry_in)
+        raise DeliveryPending(outcome.reason)
 
 
 @logger.inject_lambda_context

@@ -2,8 +2,10 @@
 
 The receiver verifies ``webhook-signature`` with any Standard Webhooks library and deduplicates on
 ``webhook-id``, which stays the same across our retries. Delivery connects only to an address that
-``callbacks.check_delivery_target`` has just approved, never follows redirects and reads almost nothing
-back, so a callback URL cannot steer our requests into the network or tie the function up.
+``callbacks.check_delivery_target`` has just approved, never follows redirects, reads almost nothing
+back and gives up after ``ATTEMPT_BUDGET_SECONDS`` in all, so a callback URL can neither steer our
+requests into the network nor tie the function up. Failed deliveries are retried on the schedule
+Standard Webhooks' reference implementation (Svix) uses: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h...
 
 urllib3 and standardwebhooks are imported where they are used: the API functions import this module for
 its constants and must not pay for them at cold start.
@@ -13,12 +15,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import functools
 import json
 import math
 import random
 import re
+import socket
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from reports.errors import WebhookSecretError
@@ -33,6 +41,21 @@ SECRET_PREFIX = "whsec_"
 USER_AGENT = "async-reports-webhooks/1"
 MAX_RESPONSE_BYTES = 512
 MAX_REASON_LENGTH = 300
+
+CONNECT_READ_TIMEOUT_SECONDS = 10.0
+"""Bounds connecting to one address, and each wait for data from it."""
+ATTEMPT_BUDGET_SECONDS = 15.0
+"""Bounds one whole attempt: every address tried, and an answer trickled a byte at a time (Svix allows 15 s)."""
+
+STANDARD_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)
+"""Seconds before retry 1, 2, ...; the last repeats. With 8 attempts a receiver may be down for a day."""
+LOCAL_RETRY_SCHEDULE = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+"""Local mode's: the receiver is a developer's process on this machine, and nobody waits hours to see a retry."""
+RETRY_JITTER = 0.2
+"""Each delay is drawn within +-20 % of the schedule's, so the retries of one outage do not arrive together."""
+MIN_RETRY_DELAY = 1.0
+MAX_RETRY_DELAY = 43200.0 - 300.0
+"""SQS holds a message invisible for at most 12 h counted from its receive, and the attempt took some of that."""
 
 _MESSAGE_ID = re.compile(r"[\x21-\x7e]{1,255}")
 # Headers deliver() sets itself; a caller's copy of them is dropped rather than sent twice.
@@ -92,62 +115,116 @@ def sign(secret: str, message_id: str, timestamp: datetime, payload: bytes) -> d
 
 
 def deliver(
-    target: CallbackTarget, payload: bytes, headers: dict[str, str], *, timeout: float = 10.0
+    target: CallbackTarget,
+    payload: bytes,
+    headers: dict[str, str],
+    *,
+    timeout: float = CONNECT_READ_TIMEOUT_SECONDS,
+    budget: float = ATTEMPT_BUDGET_SECONDS,
 ) -> DeliveryResult:
     """POST ``payload`` once to ``target``, pinned to its checked addresses, and classify the outcome.
 
     The connection goes to ``target.addresses`` (in order, moving on only when one cannot be connected to,
     before anything was sent), while ``Host``, TLS SNI and certificate verification use ``target.host``.
-    ``timeout`` bounds connecting and each wait for data; a receiver trickling bytes is bounded by the
-    function's own timeout.
+    ``timeout`` bounds connecting and each wait for data; ``budget`` bounds the whole attempt, however many
+    addresses are tried and however slowly the receiver trickles its answer: when it runs out, the sockets
+    are shut, so the caller knows how long an attempt can take and plans its batch around it.
     """
-    from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError, SSLError
-
     request_headers = {name: value for name, value in headers.items() if name.lower() not in _OUR_HEADERS}
     request_headers.update({"Host": target.authority, "Content-Type": "application/json", "User-Agent": USER_AGENT})
     failure = DeliveryResult(delivered=False, retryable=True, status=None, reason=f"{target.host} has no address")
-    for address in target.addresses:
-        where = f"{target.host} ({_bracketed(address)}:{target.port})"
-        pool = _connection_pool(target, address, timeout)
-        try:
-            response = pool.urlopen(
-                "POST",
-                target.path_with_query,
-                body=payload,
-                headers=request_headers,
-                retries=False,
-                redirect=False,
-                preload_content=False,
+    over_budget = _retryable(f"{target.host} took longer than {budget:g}s in all; attempt abandoned")
+    deadline = time.monotonic() + budget
+    with _Watchdog(budget) as watchdog:
+        for address in target.addresses:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return over_budget
+            failure, try_next = _post(
+                target, address, payload, request_headers, timeout=min(timeout, left), total=left, watchdog=watchdog
             )
-            try:
-                return _classify(response.status, response.headers.get("Location"), _response_excerpt(response))
-            finally:
-                response.close()
-        except NewConnectionError as error:
-            failure = _retryable(f"could not connect to {where}: {error.__cause__ or error}")
-        except ConnectTimeoutError:
-            failure = _retryable(f"connecting to {where} timed out after {timeout:g}s")
-        except ReadTimeoutError:
-            return _retryable(f"{where} timed out after {timeout:g}s without answering")
-        except SSLError as error:
-            return _retryable(f"TLS with {where} failed: {error}")
-        except (HTTPError, OSError) as error:
-            return _retryable(f"request to {where} failed: {error}")
-        finally:
-            pool.close()
+            if watchdog.fired and failure.retryable:
+                return over_budget  # whatever the socket said last, it was the watchdog that shut it
+            if not try_next:
+                return failure
     return failure
 
 
-def retry_delay(attempt: int, *, base: float = 2.0, cap: float = 300.0, rng: random.Random | None = None) -> float:
-    """Seconds to wait before retry ``attempt`` (1, 2, ...): exponential backoff with full jitter.
+def _post(
+    target: CallbackTarget,
+    address: str,
+    payload: bytes,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    total: float,
+    watchdog: _Watchdog,
+) -> tuple[DeliveryResult, bool]:
+    """One POST to one address: the outcome, and whether the next address may be tried (nothing was sent)."""
+    from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError, SSLError
 
-    Full jitter spreads the retries of many failed webhooks over the whole window instead of bunching them
-    at the same instants, which is what knocked the receiver over in the first place.
+    where = f"{target.host} ({_bracketed(address)}:{target.port})"
+    pool = _connection_pool(target, address, timeout, total, watchdog)
+    try:
+        response = pool.urlopen(
+            "POST",
+            target.path_with_query,
+            body=payload,
+            headers=headers,
+            retries=False,
+            redirect=False,
+            preload_content=False,
+        )
+        try:
+            return _classify(response.status, response.headers.get("Location"), _response_excerpt(response)), False
+        finally:
+            response.close()
+    except NewConnectionError as error:
+        return _retryable(f"could not connect to {where}: {error.__cause__ or error}"), True
+    except ConnectTimeoutError:
+        return _retryable(f"connecting to {where} timed out after {timeout:g}s"), True
+    except ReadTimeoutError:
+        return _retryable(f"{where} timed out after {timeout:g}s without answering"), False
+    except SSLError as error:
+        return _retryable(f"TLS with {where} failed: {error}"), False
+    except (HTTPError, OSError) as error:
+        return _retryable(f"request to {where} failed: {error}"), False
+    finally:
+        pool.close()
+
+
+def retry_delay(
+    attempt: int,
+    *,
+    schedule: tuple[float, ...] = STANDARD_RETRY_SCHEDULE,
+    jitter: float = RETRY_JITTER,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (1, 2, ...) before the next one.
+
+    The schedule's entry for that attempt (its last entry once past the end), spread by ``jitter`` either way,
+    never under ``MIN_RETRY_DELAY`` (a receiver that just failed is not hammered) nor over what SQS can hold.
     """
     if attempt < 1:
         raise ValueError(f"attempt counts from 1; got {attempt}")
-    ceiling = min(cap, base * 2.0 ** min(attempt - 1, 64))
-    return (rng or random).uniform(0.0, ceiling)
+    if not schedule:
+        raise ValueError("a retry schedule needs at least one delay")
+    nominal = schedule[min(attempt, len(schedule)) - 1]
+    drawn = nominal * (rng or random).uniform(1.0 - jitter, 1.0 + jitter)
+    return min(MAX_RETRY_DELAY, max(MIN_RETRY_DELAY, drawn))
+
+
+def retry_schedule(configured: tuple[float, ...], *, local: bool) -> tuple[float, ...]:
+    """The schedule in force: the configured one (``WEBHOOK_RETRY_SCHEDULE``), else the standard one, or in
+    local mode the quick one, so ``make run`` and the end-to-end tests see retries in seconds."""
+    if configured:
+        return configured
+    return LOCAL_RETRY_SCHEDULE if local else STANDARD_RETRY_SCHEDULE
+
+
+def retry_window(schedule: tuple[float, ...], max_attempts: int) -> float:
+    """Nominal seconds from the first attempt to the last: how long a receiver may be down and still get it."""
+    return sum(schedule[min(attempt, len(schedule)) - 1] for attempt in range(1, max_attempts))
 
 
 def _check_secret(secret: str) -> None:
@@ -163,12 +240,60 @@ def _check_secret(secret: str) -> None:
         raise WebhookSecretError(f"the webhook secret after {SECRET_PREFIX} is empty")
 
 
-def _connection_pool(target: CallbackTarget, address: str, timeout: float) -> HTTPConnectionPool:
+class _Watchdog:
+    """Shuts an attempt's sockets once its budget is spent.
+
+    Socket timeouts bound each wait for data, not the whole answer: a receiver sending a byte every few
+    seconds would hold a timeout-only client for as long as it liked. Shutting the socket down from this
+    timer's thread ends whatever call is blocked on it (TLS handshake included) at once.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.fired:
+                _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # A socket already closed has given up its descriptor (Python sets it to -1), so this never reaches
+    # another connection that reused the number.
+    with contextlib.suppress(OSError):  # closed already, or never connected: nothing left to stop
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _connection_pool(
+    target: CallbackTarget, address: str, timeout: float, total: float, watchdog: _Watchdog
+) -> HTTPConnectionPool:
     from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, Timeout
 
-    limits = Timeout(connect=timeout, read=timeout)
+    http_connection, https_connection = _watched_connection_classes()
+    limits = Timeout(connect=timeout, read=timeout, total=total)
+    pool: HTTPConnectionPool
     if target.scheme == "https":
-        return HTTPSConnectionPool(
+        pool = HTTPSConnectionPool(
             address,
             target.port,
             timeout=limits,
@@ -177,8 +302,44 @@ def _connection_pool(target: CallbackTarget, address: str, timeout: float) -> HT
             cert_reqs="CERT_REQUIRED",
             server_hostname=target.host,
             assert_hostname=target.host,
+            watchdog=watchdog,
         )
-    return HTTPConnectionPool(address, target.port, timeout=limits, retries=False, maxsize=1)
+        pool.ConnectionCls = https_connection
+    else:
+        pool = HTTPConnectionPool(address, target.port, timeout=limits, retries=False, maxsize=1, watchdog=watchdog)
+        pool.ConnectionCls = http_connection
+    return pool
+
+
+@functools.cache
+def _watched_connection_classes() -> tuple[Any, Any]:
+    """urllib3's connections, handing each socket to the attempt's watchdog as soon as it exists.
+
+    Built on first use: urllib3 is not imported until a delivery needs it.
+    """
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+
+    class WatchedHTTPConnection(HTTPConnection):
+        def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._watchdog = watchdog
+
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            self._watchdog.watch(sock)
+            return sock
+
+    class WatchedHTTPSConnection(HTTPSConnection):
+        def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._watchdog = watchdog
+
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            self._watchdog.watch(sock)
+            return sock
+
+    return WatchedHTTPConnection, WatchedHTTPSConnection
 
 
 def _classify(status: int, location: str | None, excerpt: str) -> DeliveryResult:

@@ -25,11 +25,18 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from reports.callbacks import CallbackTarget, validate_callback_url
 from reports.errors import WebhookSecretError
 from reports.webhooks import (
+    LOCAL_RETRY_SCHEDULE,
+    MAX_RETRY_DELAY,
+    MIN_RETRY_DELAY,
+    RETRY_JITTER,
+    STANDARD_RETRY_SCHEDULE,
     USER_AGENT,
     WEBHOOK_EVENT_TYPES,
     DeliveryResult,
     deliver,
     retry_delay,
+    retry_schedule,
+    retry_window,
     sign,
     webhook_message_id,
     webhook_payload,
@@ -523,39 +530,156 @@ def test_https_delivery_refuses_a_certificate_for_another_name(receiver: Callabl
     assert hook.requests == []
 
 
+# --- a bounded attempt ------------------------------------------------------------------------------------
+
+
+class Trickler:
+    """A raw TCP receiver that reads the request, then sends its status line a space every ``interval`` seconds
+    for ``seconds`` before finishing it with 200: each byte beats any per-read timeout, the whole takes ages."""
+
+    def __init__(self, *, interval: float = 0.1, seconds: float = 8.0) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.stopped = threading.Event()
+        self.interval, self.seconds = interval, seconds
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            connection.recv(65536)
+            began = time.monotonic()
+            try:
+                connection.sendall(b"HTTP/1.1 ")
+                while time.monotonic() - began < self.seconds and not self.stopped.is_set():
+                    connection.sendall(b" ")
+                    time.sleep(self.interval)
+                connection.sendall(b"200 OK\r\nContent-Length: 0\r\n\r\n")
+            except OSError:
+                return  # we hung up on it: the point of the test
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+def test_an_attempt_ends_when_its_budget_is_spent_even_if_the_receiver_keeps_trickling() -> None:
+    # GIVEN a receiver that sends its answer a byte at a time, each byte well inside the read timeout
+    trickler = Trickler(interval=0.1, seconds=8.0)
+    try:
+        started = time.monotonic()
+        # WHEN a webhook is delivered to it with a 1 s read timeout and a 1.5 s budget for the whole attempt
+        result = deliver(
+            local_target(f"http://127.0.0.1:{trickler.port}/hooks"), PAYLOAD, signed(PAYLOAD), timeout=1.0, budget=1.5
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        trickler.stop()
+    # THEN the attempt ends on budget, not when the receiver finally finishes, and is worth another try
+    assert elapsed < 3.0
+    assert (result.delivered, result.retryable, result.status) == (False, True, None)
+    assert result.reason == "127.0.0.1 took longer than 1.5s in all; attempt abandoned"
+
+
+def test_the_budget_also_covers_every_address_tried() -> None:
+    # GIVEN two addresses whose receivers both trickle
+    first, second = Trickler(seconds=8.0), Trickler(seconds=8.0)
+    target = CallbackTarget(
+        url="http://dual.invalid/hooks",
+        scheme="http",
+        host="dual.invalid",
+        port=first.port,
+        path_with_query="/hooks",
+        addresses=("127.0.0.1", "127.0.0.1"),
+    )
+    try:
+        started = time.monotonic()
+        # WHEN the webhook is delivered with a 1 s budget
+        result = deliver(target, PAYLOAD, signed(PAYLOAD), timeout=5.0, budget=1.0)
+        elapsed = time.monotonic() - started
+    finally:
+        first.stop()
+        second.stop()
+    # THEN one budget covers the attempt, not one per address or per read
+    assert elapsed < 2.5
+    assert not result.delivered
+    assert "took longer than 1s in all" in result.reason
+
+
+def test_a_quick_receiver_is_unaffected_by_the_budget(receiver: Callable[..., Receiver]) -> None:
+    # GIVEN a receiver that answers at once
+    hook = receiver(status=200)
+    # WHEN several webhooks are delivered with a small budget each
+    results = [deliver(local_target(hook.url()), PAYLOAD, signed(PAYLOAD), budget=2.0) for _ in range(3)]
+    time.sleep(2.2)  # past every budget: a watchdog left running would now shut a socket someone else owns
+    # THEN each was delivered, and nothing fires later
+    assert all(result.delivered for result in results)
+    assert deliver(local_target(hook.url()), PAYLOAD, signed(PAYLOAD), budget=2.0).delivered
+
+
+def test_the_webhook_function_always_has_time_for_a_whole_attempt() -> None:
+    from reports.deliveries import TIME_MARGIN_SECONDS
+    from reports.webhooks import ATTEMPT_BUDGET_SECONDS, CONNECT_READ_TIMEOUT_SECONDS
+    from tests.conftest import template
+
+    # GIVEN the webhook function as the template declares it, and its queue
+    function = template().functions()["WebhookFunction"]
+    queue = template().resources["CallbacksQueue"]["Properties"]
+    # THEN one attempt (and the writes around it) fits in an invocation, so the first record of a batch is
+    # always tried; the rest are tried only while that still holds
+    assert ATTEMPT_BUDGET_SECONDS >= CONNECT_READ_TIMEOUT_SECONDS
+    assert function.timeout >= ATTEMPT_BUDGET_SECONDS + TIME_MARGIN_SECONDS
+    # AND a batch the function could not finish is not offered again while it may still be running
+    assert int(queue["VisibilityTimeout"]) >= 6 * function.timeout
+
+
 # --- backoff -----------------------------------------------------------------------------------------------
 
 
 class Highest(random.Random):
-    """Always the top of the range, to read the backoff ceiling."""
+    """Always the top of the range."""
 
     def uniform(self, a: float, b: float) -> float:
         return b
 
 
-def test_retry_delay_ceiling_doubles_from_base_up_to_the_cap() -> None:
-    # WHEN the largest possible delay is read for successive attempts
-    ceilings = [retry_delay(attempt, rng=Highest()) for attempt in range(1, 11)]
-    # THEN it starts at base, doubles, and stops at the cap
-    assert ceilings == [2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 300.0, 300.0]
-    assert retry_delay(3, base=0.5, cap=10.0, rng=Highest()) == 2.0
-    assert retry_delay(10_000, rng=Highest()) == 300.0
+class Lowest(random.Random):
+    """Always the bottom of the range."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return a
 
 
-def test_retry_delay_is_full_jitter_within_bounds_and_reproducible_with_a_seed() -> None:
+def test_retries_follow_the_standard_webhooks_schedule_within_the_jitter() -> None:
+    # WHEN the delays after successive failed attempts are read at both ends of the jitter
+    highest = [retry_delay(attempt, rng=Highest()) for attempt in range(1, 9)]
+    lowest = [retry_delay(attempt, rng=Lowest()) for attempt in range(1, 9)]
+    # THEN they follow 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then 10 h again, each within 20 % either way
+    nominal = [5, 300, 1800, 7200, 18000, 36000, 36000, 36000]
+    assert STANDARD_RETRY_SCHEDULE == (5, 300, 1800, 7200, 18000, 36000)
+    assert highest == pytest.approx([min(1.2 * n, MAX_RETRY_DELAY) for n in nominal])
+    assert lowest == pytest.approx([0.8 * n for n in nominal])
+
+
+def test_a_retry_never_comes_sooner_than_the_minimum_nor_later_than_sqs_can_hold() -> None:
+    # GIVEN schedules too short and too long for what SQS visibility allows
+    # WHEN delays are drawn from them
+    # THEN they are held to at least a second and to SQS's 12 hours (counted from the receive) less the attempt
+    assert retry_delay(1, schedule=(0.0,), rng=Lowest()) == MIN_RETRY_DELAY == 1.0
+    assert retry_delay(1, schedule=(50_000.0,), rng=Highest()) == MAX_RETRY_DELAY
+    assert MAX_RETRY_DELAY <= 43200 - 60
+    assert retry_delay(7, rng=Highest()) == MAX_RETRY_DELAY  # 10 h + 20 % is past it
+
+
+def test_retry_delays_spread_within_the_jitter_and_repeat_with_a_seed() -> None:
     # GIVEN a seeded generator
     rng = random.Random(7)
-    # WHEN many delays are drawn per attempt
-    draws = {attempt: [retry_delay(attempt, rng=rng) for _ in range(200)] for attempt in range(1, 12)}
-    # THEN each lies between zero and that attempt's ceiling, spread over the whole range
-    for attempt, delays in draws.items():
-        ceiling = min(300.0, 2.0 * 2 ** (attempt - 1))
-        assert all(0.0 <= delay <= ceiling for delay in delays)
-        assert min(delays) < ceiling * 0.1
-        assert max(delays) > ceiling * 0.9
-    # AND the typical wait grows with the attempt number until the cap
-    means = [sum(delays) / len(delays) for delays in draws.values()]
-    assert means[:8] == sorted(means[:8])
+    # WHEN many delays are drawn for the second retry
+    delays = [retry_delay(2, rng=rng) for _ in range(500)]
+    # THEN they spread over 240 to 360 s, not bunched at one instant
+    assert all(240.0 <= delay <= 360.0 for delay in delays)
+    assert min(delays) < 250.0
+    assert max(delays) > 350.0
     # AND the same seed gives the same schedule
     assert [retry_delay(n, rng=random.Random(42)) for n in range(1, 6)] == [
         retry_delay(n, rng=random.Random(42)) for n in range(1, 6)
@@ -565,4 +689,31 @@ def test_retry_delay_is_full_jitter_within_bounds_and_reproducible_with_a_seed()
 def test_retry_delay_counts_attempts_from_one() -> None:
     with pytest.raises(ValueError, match="from 1"):
         retry_delay(0)
-    assert 0.0 <= retry_delay(1) <= 2.0
+    with pytest.raises(ValueError, match="at least one delay"):
+        retry_delay(1, schedule=())
+    assert 4.0 <= retry_delay(1) <= 6.0
+
+
+def test_the_default_attempts_cover_a_receiver_down_for_a_day() -> None:
+    from tests.conftest import template
+
+    # GIVEN the template's default number of attempts and the standard schedule
+    attempts = int(template().document["Parameters"]["WebhookMaxAttempts"]["Default"])
+    # WHEN the time from the first attempt to the last is added up
+    window = retry_window(STANDARD_RETRY_SCHEDULE, attempts)
+    # THEN a receiver that is down for a day (even with every delay drawn short) still gets the webhook
+    assert window * (1 - RETRY_JITTER) >= 20 * 3600
+    assert window >= 24 * 3600
+    # AND the callbacks queue keeps the message that long
+    assert int(template().resources["CallbacksQueue"]["Properties"]["MessageRetentionPeriod"]) > window * 1.2
+
+
+def test_local_mode_retries_in_seconds_and_a_configured_schedule_wins_everywhere() -> None:
+    # WHEN nothing is configured
+    # THEN a deployment uses the standard schedule and local mode the quick one
+    assert retry_schedule((), local=False) == STANDARD_RETRY_SCHEDULE
+    assert retry_schedule((), local=True) == LOCAL_RETRY_SCHEDULE
+    assert max(LOCAL_RETRY_SCHEDULE[:2]) <= 2.0
+    # WHEN a schedule is configured (WEBHOOK_RETRY_SCHEDULE)
+    # THEN it is the one used, in either mode
+    assert retry_schedule((1.0, 60.0), local=False) == retry_schedule((1.0, 60.0), local=True) == (1.0, 60.0)
