@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +16,9 @@ from local.events import LambdaContext
 from local.template import FunctionSpec
 
 logger = logging.getLogger("local.lambda")
+
+# With metrics unpublished, Powertools' warning that a function added none says nothing.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -48,5 +54,15 @@ class LocalFunction:
             try:
                 return handler(event, context)
             finally:
+                _forget_unpublished_metrics()
                 elapsed = (time.perf_counter() - began) * 1000
                 logger.info("%s %s%s in %.0f ms", self.name, context.aws_request_id[:8], describe, elapsed)
+
+
+def _forget_unpublished_metrics() -> None:
+    """Locally, metrics are not published (POWERTOOLS_METRICS_DISABLED), and Powertools then never
+    clears the set its instances share: it would grow across invocations and print itself to stdout
+    at 100 values. What Lambda flushes at the end of an invocation is dropped here instead."""
+    metrics = sys.modules.get("aws_lambda_powertools.metrics.metrics")
+    if metrics is not None and os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+        metrics.Metrics().clear_metrics()
