@@ -1,8 +1,10 @@
 """ConnectionsFunction: the WebSocket API's $connect, $disconnect, subscribe and ping routes.
 
-``$connect`` (with ``?reportId=&token=``) and ``subscribe`` record a watch once the token proves
-the right to watch that report; the watch's INSERT on the Connections table's stream makes
-NotifyFunction send the current state, by which time the connection is open.
+``$connect`` (with ``?reportId=&token=``, both required: a connection exists to watch a report)
+and ``subscribe`` record a watch once the token proves the right to watch that report; the watch's
+INSERT on the Connections table's stream makes NotifyFunction send the current state, by which
+time the connection is open. Subscribing again to a watched report only refreshes the watch: it
+sends nothing older than was sent, and the newer states come from the stream as they always do.
 """
 
 from __future__ import annotations
@@ -48,8 +50,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(connection_id=connection_id, route=route)
     if route == "$connect":
         query = event.get("queryStringParameters") or {}
-        if not query.get("reportId") and not query.get("token"):
-            return _answer(200, 'connected; send {"action": "subscribe", "reportId": ..., "token": ...}')
         return _watch(connection_id, query.get("reportId"), query.get("token"))
     if route == "$disconnect":
         dependencies.connection_store().forget_connection(connection_id)
@@ -64,11 +64,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         answer = _watch(connection_id, body.get("reportId"), body.get("token"))
         if answer["statusCode"] != 200:
             message = {"type": "error", "status": answer["statusCode"], "detail": answer["body"]}
-            dependencies.pusher().push(connection_id, message)
+            dependencies.pusher().reply(connection_id, message)
         return answer
     if route == "ping":
-        dependencies.pusher().push(connection_id, {"type": "pong"})
+        dependencies.pusher().reply(connection_id, {"type": "pong"})
         return _answer(200, "pong")
     detail = 'unknown action; send {"action": "subscribe"|"ping", ...}'
-    dependencies.pusher().push(connection_id, {"type": "error", "status": 400, "detail": detail})
+    dependencies.pusher().reply(connection_id, {"type": "error", "status": 400, "detail": detail})
     return _answer(400, detail)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -13,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from reports import dependencies
 from reports.http import pdf_filename
 from reports.model import Report, utc_now
-from reports.notifications import notify_change, replay_current_state
+from reports.notifications import BatchOrder, notify_change, replay_current_state
 from reports.settings import settings
 from reports.store import REPORT_ENTITY, report_from_item
 from reports.watchers import WATCH_KIND
@@ -32,33 +34,45 @@ def _presign(report: Report) -> str | None:
     )
 
 
-def handle_record(record: DynamoDBRecord) -> None:
+def handle_record(record: DynamoDBRecord, lambda_context: LambdaContext, order: BatchOrder) -> None:
     raw = record.raw_event["dynamodb"]
     new, old = raw.get("NewImage") or {}, raw.get("OldImage") or {}
+    now = utc_now()
+    deadline = now + timedelta(milliseconds=lambda_context.get_remaining_time_in_millis())
     if new.get("entity", {}).get("S") == REPORT_ENTITY:
-        result = notify_change(
-            report_from_item(old) if old else None,
-            report_from_item(new),
-            watchers=dependencies.connection_store(),
-            pusher=dependencies.pusher(),
-            publisher=dependencies.event_publisher(),
-            now=utc_now(),
-            presign=_presign,
-        )
+        with order.change_of(new["id"]["S"]):
+            result = notify_change(
+                report_from_item(old) if old else None,
+                report_from_item(new),
+                watchers=dependencies.connection_store(),
+                pusher=dependencies.pusher(),
+                publisher=dependencies.event_publisher(),
+                now=now,
+                deadline=deadline,
+                base_path=settings().api_base_path,
+                presign=_presign,
+            )
         logger.info("report change sent", extra={"report_id": new["id"]["S"], **result.__dict__})
     elif new.get("kind", {}).get("S") == WATCH_KIND and record.raw_event.get("eventName") == "INSERT":
-        replay_current_state(
+        replayed = replay_current_state(
             new["connectionId"]["S"],
             new["reportId"]["S"],
             store=dependencies.report_store(),
             watchers=dependencies.connection_store(),
             pusher=dependencies.pusher(),
+            now=now,
+            deadline=deadline,
+            base_path=settings().api_base_path,
             presign=_presign,
         )
+        logger.info("current state replayed", extra={"report_id": new["reportId"]["S"], "result": replayed})
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
+    # A failed record fails its report's later records in the batch too (BatchOrder), so the
+    # stream's retry, resuming from the first failure, brings them again in order.
+    record_handler = partial(handle_record, order=BatchOrder())
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -93,9 +93,12 @@ def pusher() -> Pusher:
 
 @cache
 def event_publisher() -> EventPublisher:
-    from reports.notifications import EventPublisher
+    from reports.notifications import EventPublisher, PublishedEvents
 
-    return EventPublisher(clients.sns(), settings().report_events_topic_arn)
+    config = settings()
+    return EventPublisher(
+        clients.sns(), config.report_events_topic_arn, PublishedEvents(clients.dynamodb(), config.idempotency_table)
+    )
 
 
 @cache
