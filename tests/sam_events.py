@@ -1,5 +1,6 @@
 """Sample events as ``sam local generate-event`` makes them: the reference our Lambda-shaped events are
-held to. The SAM CLI is a development requirement (``requirements.txt``), installed next to this Python."""
+held to. The SAM CLI is a development requirement (``requirements.txt``), installed next to this Python.
+"""
 
 from __future__ import annotations
 

@@ -67,6 +67,12 @@ class InProcessApi:
         )
         return self._invoke(status.handler, event, "StatusFunction")
 
+    def send(self, event: dict[str, Any]) -> Answer:
+        """An event already shaped by API Gateway (such as a sample in ``events/``), to its function."""
+        if event["httpMethod"] == "POST" and event["resource"] == "/api/v1/report":
+            return self._invoke(submit.handler, event, "SubmitFunction")
+        return self._invoke(status.handler, event, "StatusFunction")
+
     @staticmethod
     def _invoke(handler: Any, event: dict[str, Any], function: str) -> Answer:
         spec = template().functions()[function]
