@@ -9,11 +9,12 @@ import boto3
 import pytest
 
 from handlers import backstop
-from local.event_sources import DynamoDBStreamEventSource, SqsEventSource
+from local.event_sources import DynamoDBStreamEventSource, EventFilter, SqsEventSource
+from local.events import LambdaContext
 from local.template import DataStack
 from reports import dependencies, submission
 from reports.model import Report, ReportStatus, utc_now
-from tests.conftest import REGION, template
+from tests.conftest import REGION, load_event, template
 from tests.functional.conftest import InProcessApi
 
 VALID = {"reportType": "COFFEE_SALES", "reportDate": "2021-01-04"}
@@ -103,3 +104,27 @@ def test_only_the_insert_of_a_queued_report_calls_for_a_backstop_job(
         QueueUrl=seeded.ref("JobsQueue"), AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "1"
+
+
+def test_the_sample_event_passes_the_templates_filter_and_sends_one_delayed_job(
+    stack: DataStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the sample of a report stored QUEUED, as the Reports stream delivers it
+    event = load_event("job-backstop-new-report")
+    source = template().functions()["JobBackstopFunction"].events["NewReports"]["Properties"]
+    only_new_reports = EventFilter.from_criteria(source["FilterCriteria"])
+    assert all(only_new_reports.matches(record) for record in event["Records"])
+    # WHEN JobBackstopFunction handles it
+    answer = backstop.handler(event, LambdaContext(function_name="JobBackstopFunction", timeout_seconds=10))
+    # THEN no record failed, and one job waits, invisible until the backstop delay has passed
+    assert answer == {"batchItemFailures": []}
+    sqs = boto3.client("sqs", region_name=REGION)
+    attributes = sqs.get_queue_attributes(QueueUrl=stack.ref("JobsQueue"), AttributeNames=["All"])["Attributes"]
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesDelayed"]) == ("0", "1")
+
+
+def test_the_templates_filter_passes_no_other_change_of_a_report() -> None:
+    source = template().functions()["JobBackstopFunction"].events["NewReports"]["Properties"]
+    only_new_reports = EventFilter.from_criteria(source["FilterCriteria"])
+    completed = load_event("notify-report-completed")["Records"][0]
+    assert not only_new_reports.matches(completed)
