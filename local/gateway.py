@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from local.events import api_gateway_event
 from local.functions import LocalFunction
-from local.template import DataStack, SamTemplate
+from local.template import IMPLICIT_REST_API, DataStack, SamTemplate
 
 logger = logging.getLogger("local.api")
 
@@ -125,22 +125,24 @@ class ApiGateway:
         functions: Mapping[str, LocalFunction],
         *,
         api_keys: Mapping[str, str],
-        api_id: str = "ReportsApi",
+        api_id: str | None = None,
         web_dir: Path | None = None,
         page_config: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
-        """``web_dir``: the browser page's files, served where no route matches (None: no page);
-        ``page_config``: what ``/config.json`` answers, asked at each request (the API's URL is only
-        known once the server is bound)."""
-        api = template.resources[api_id]["Properties"]
+        """``api_id``: the REST API to serve (default: the template's one REST API, explicit or SAM's
+        implicit one); ``web_dir``: the browser page's files, served where no route matches (None: no
+        page); ``page_config``: what ``/config.json`` answers, asked at each request (the API's URL is
+        only known once the server is bound)."""
+        self.api_id = api_id or template.rest_api_id()
+        api = template.rest_apis().get(self.api_id, {}) if self.api_id else {}
         auth = api.get("Auth") or {}
-        # requestContext.stage, and the prefix of the execute-api URL (the API also answers at the root)
-        self.stage = stack.resolve(api["StageName"]) if api.get("StageName") is not None else ""
+        stage = api.get("StageName")
+        # SAM names the implicit API's stage Prod; an explicit API's StageName is required.
+        self.stage = stack.resolve(stage) if stage is not None else ("Prod" if self.api_id == IMPLICIT_REST_API else "")
         self._stack = stack
         self._api_keys = dict(api_keys)
         self._responses: dict[str, Any] = api.get("GatewayResponses") or {}
-        global_api = (template.document.get("Globals") or {}).get("Api") or {}
-        self._cors = self._cors_rule(api.get("Cors", global_api.get("Cors")), stack)
+        self._cors = self._cors_rule(api.get("Cors"), stack)
         # SAM's default: with ApiKeyRequired, the preflight needs a key too (browsers never send one).
         self._preflight_needs_key = bool(auth.get("ApiKeyRequired")) and bool(
             auth.get("AddApiKeyRequiredToCorsPreflight", True)
@@ -152,22 +154,20 @@ class ApiGateway:
         self._burst = float(stack.resolve(throttle["BurstLimit"])) if "BurstLimit" in throttle else 5000.0
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
-        self.routes = self._routes(functions, api_id, bool(auth.get("ApiKeyRequired")))
+        events = template.api_events(self.api_id) if self.api_id else []
+        self.routes = self._routes(functions, events, bool(auth.get("ApiKeyRequired")))
 
     @staticmethod
-    def _routes(functions: Mapping[str, LocalFunction], api_id: str, api_key_required: bool) -> list[Route]:
+    def _routes(
+        functions: Mapping[str, LocalFunction], events: list[tuple[str, dict[str, Any]]], api_key_required: bool
+    ) -> list[Route]:
         routes = []
-        for function in functions.values():
-            for event in function.spec.events.values():
-                props = event.get("Properties") or {}
-                if event.get("Type") != "Api" or props.get("RestApiId") not in ({"Ref": api_id}, None):
-                    continue
-                resource = str(props["Path"])
-                regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(resource))
-                required = bool((props.get("Auth") or {}).get("ApiKeyRequired", api_key_required))
-                routes.append(
-                    Route(str(props["Method"]).upper(), resource, re.compile(f"^{regex}$"), function, required)
-                )
+        for function_id, props in events:
+            function = functions[function_id]
+            resource = str(props["Path"])
+            regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(resource))
+            required = bool((props.get("Auth") or {}).get("ApiKeyRequired", api_key_required))
+            routes.append(Route(str(props["Method"]).upper(), resource, re.compile(f"^{regex}$"), function, required))
         return routes
 
     def handle(

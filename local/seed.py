@@ -17,26 +17,45 @@ from datetime import date
 
 import boto3
 
+from local.template import SamTemplate
+from reports import settings
 from reports.sales import SAMPLE_DATA_END, SAMPLE_DATA_START
 from reports.sales_archive import SalesArchive
 
-SALES_BUCKET_OUTPUT = "SalesBucketName"
+
+def sales_bucket_output(template: SamTemplate | None = None) -> str:
+    """The stack output that names the sales bucket: the one whose value is the expression the
+    functions' ``SALES_BUCKET`` variable has in template.yaml (``!Ref`` the bucket)."""
+    template = template or SamTemplate.load()
+    expressions = [
+        spec.environment[settings.SALES_BUCKET]
+        for spec in template.functions().values()
+        if settings.SALES_BUCKET in spec.environment
+    ]
+    for name, output in (template.document.get("Outputs") or {}).items():
+        if isinstance(output, dict) and output.get("Value") in expressions:
+            return str(name)
+    raise SystemExit(
+        f"{template.path.name} has no output whose value is the functions' {settings.SALES_BUCKET}; "
+        "add one, or name the bucket with --bucket"
+    )
 
 
 def bucket_from_stack(stack_name: str) -> str:
-    """The stack's ``SalesBucketName`` output, so nobody has to copy a generated bucket name by hand."""
+    """The stack's output naming the sales bucket, so nobody has to copy a generated bucket name by hand."""
+    output_name = sales_bucket_output()
     stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     for output in stacks[0].get("Outputs", []):
-        if output.get("OutputKey") == SALES_BUCKET_OUTPUT and output.get("OutputValue"):
-            return output["OutputValue"]
-    raise SystemExit(f"stack {stack_name} has no output {SALES_BUCKET_OUTPUT}; is it deployed from template.yaml?")
+        if output.get("OutputKey") == output_name and output.get("OutputValue"):
+            return str(output["OutputValue"])
+    raise SystemExit(f"stack {stack_name} has no output {output_name}; is it deployed from template.yaml?")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m local.seed", description=__doc__.splitlines()[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--bucket", help="sales bucket name")
-    where.add_argument("--stack", help="CloudFormation stack whose SalesBucketName output names the bucket")
+    where.add_argument("--stack", help="CloudFormation stack whose output for the bucket (from template.yaml) names it")
     parser.add_argument("--start", type=date.fromisoformat, default=SAMPLE_DATA_START, help="first day (%(default)s)")
     parser.add_argument("--end", type=date.fromisoformat, default=SAMPLE_DATA_END, help="last day (%(default)s)")
     parser.add_argument("--workers", type=int, default=8, help="parallel uploads (%(default)s)")
