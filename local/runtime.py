@@ -9,7 +9,11 @@ import contextlib
 import errno
 import logging
 import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,19 +24,56 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from async_reports_client.defaults import LOCAL_API_KEY, LOCAL_API_URL, LOCAL_TENANT
+from local import INSTALL_HINT, missing_packages
+from local.template import DEFAULT_WS_PORT as TEMPLATE_DEFAULT_WS_PORT
 from local.template import ROOT, TEMPLATE_PATH, DataStack, SamTemplate, TemplateError
 
 logger = logging.getLogger("local.runtime")
 
 DEFAULT_API_KEYS = f"{LOCAL_API_KEY}={LOCAL_TENANT}"  # the client's default key, so the CLI needs no flags
 DEFAULT_API_PORT = int(urlsplit(LOCAL_API_URL).port or 3000)
-DEFAULT_WS_PORT = 3001
+DEFAULT_WS_PORT = TEMPLATE_DEFAULT_WS_PORT  # where create_data_stack resolves WebSocket APIs by default
+DEFAULT_PARAMETERS = {"LogLevel": "WARNING"}
+"""The runtime's one parameter override, unless ``LOCAL_PARAMETERS`` (or ``RuntimeConfig.parameters``)
+gives others: the functions log warnings and errors, not every step. Applied only where the template
+declares the parameter, so a template without it still starts; given overrides must all be declared."""
 WEB_DIR = ROOT / "web"
 """The browser page (plain files, no build), served by the REST API's server at ``/``."""
 
 
 class LocalRuntimeError(RuntimeError):
     """The runtime cannot start; the message says what is wrong and how to fix it."""
+
+
+def template_problem(error: Exception, path: Path = TEMPLATE_PATH) -> LocalRuntimeError:
+    """A ``TemplateError`` (or moto refusing the template) as the runtime reports it: what and where."""
+    return LocalRuntimeError(f"{error}; fix {path.name} (`make validate` explains more)")
+
+
+def parse_parameters(value: str) -> dict[str, str]:
+    """``LOCAL_PARAMETERS``: ``Name=value Name2=value2``, as ``sam deploy --parameter-overrides`` takes them."""
+    parameters = {}
+    for pair in value.split():
+        name, separator, setting = pair.partition("=")
+        if not separator or not name:
+            raise LocalRuntimeError(f"LOCAL_PARAMETERS: {pair!r} is not Name=value (example: LogLevel=DEBUG)")
+        parameters[name] = setting
+    return parameters
+
+
+def parse_webhook_secret(value: str) -> str:
+    """``WEBHOOK_SECRET``: a Standard Webhooks key, ``whsec_`` and base64."""
+    import base64
+    import binascii
+
+    text = value.strip()
+    try:
+        key = base64.b64decode(text.removeprefix("whsec_"), validate=True) if text.startswith("whsec_") else b""
+    except binascii.Error:
+        key = b""
+    if not key:
+        raise LocalRuntimeError("WEBHOOK_SECRET must be whsec_ followed by base64 (unset, the dev key is used)")
+    return text
 
 
 def parse_api_keys(value: str) -> dict[str, str]:
@@ -77,7 +118,10 @@ class RuntimeConfig:
     ws_port: int = DEFAULT_WS_PORT
     api_keys: Mapping[str, str] = field(default_factory=lambda: parse_api_keys(DEFAULT_API_KEYS))
     seed: tuple[date, date] | None = None
-    parameters: Mapping[str, str] = field(default_factory=lambda: {"LogLevel": "WARNING"})
+    parameters: Mapping[str, str] | None = None
+    """Template parameter overrides, each declared by the template; None: ``DEFAULT_PARAMETERS``."""
+    webhook_secret: str | None = None
+    """The whsec_ key local callbacks are signed with; None: ``WEBHOOK_SECRET``, else the dev key."""
     template_path: Path = TEMPLATE_PATH
     poll_seconds: int = 1
     web_dir: Path | None = WEB_DIR
@@ -99,6 +143,12 @@ class RuntimeConfig:
             "ws_port": port("LOCAL_WS_PORT", DEFAULT_WS_PORT),
             "api_keys": parse_api_keys(environ.get("LOCAL_API_KEYS") or DEFAULT_API_KEYS),
         }
+        if environ.get("LOCAL_TEMPLATE", "").strip():
+            values["template_path"] = Path(environ["LOCAL_TEMPLATE"].strip()).expanduser().resolve()
+        if environ.get("LOCAL_PARAMETERS", "").strip():
+            values["parameters"] = parse_parameters(environ["LOCAL_PARAMETERS"])
+        if environ.get("WEBHOOK_SECRET", "").strip():
+            values["webhook_secret"] = parse_webhook_secret(environ["WEBHOOK_SECRET"])
         values.update(overrides)
         return cls(**values)
 
@@ -125,17 +175,10 @@ def _check_port(host: str, port: int, variable: str) -> None:
 
 
 def _check_dependencies() -> None:
-    missing = []
-    for module in ("moto", "boto3", "samtranslator", "aws_lambda_powertools", "matplotlib", "reportlab", "websockets"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(module)
+    """``python -m local`` checks before importing this module; this is for callers in Python."""
+    missing = missing_packages()
     if missing:
-        raise LocalRuntimeError(
-            f"missing Python packages: {', '.join(missing)}; run `make install` (or "
-            "`pip install -r requirements.txt` in the environment you use)"
-        )
+        raise LocalRuntimeError(f"missing Python packages: {', '.join(missing)}; {INSTALL_HINT}")
 
 
 class LocalRuntime:
@@ -149,10 +192,9 @@ class LocalRuntime:
         self._threads: list[threading.Thread] = []
         self._server: ThreadingHTTPServer | None = None
         self._websocket: Any = None
-        self.local_overrides: dict[str, str] = {}
-        """Function variables whose template values name what is served here instead (the WebSocket
-        API's URLs): given to ``embedded_aws`` so they are never resolved, and set in ``os.environ``
-        again once the local servers are bound. Add to it before ``start()`` to override others."""
+        self._gateway: Any = None
+        self._serving = False
+        self._seeder: subprocess.Popen[str] | None = None
         self.stack: DataStack | None = None
         self.aws: Any = None
         self.functions: dict[str, Any] = {}
@@ -168,6 +210,10 @@ class LocalRuntime:
         self.stop()
 
     def start(self) -> None:
+        """Start everything, or nothing: on any failure (or Ctrl-C) what was started is stopped again.
+
+        The template is checked before moto starts, so a mistake in it is found in a second, and every
+        ``TemplateError`` (moto refusing a resource included) is a ``LocalRuntimeError`` naming the fix."""
         _check_dependencies()
         config = self.config
         _check_port(config.host, config.api_port, "LOCAL_API_PORT")
@@ -175,52 +221,62 @@ class LocalRuntime:
         _check_port(config.host, config.ws_port, "LOCAL_WS_PORT")
         try:
             template = SamTemplate.load(config.template_path)
+            parameters = self._parameters(template)
+            template.check(parameters)
             template.functions()
+            template.rest_api_id()
             from local.websocket import websocket_api_id, websocket_routes
 
             websocket_api = websocket_api_id(template)
             if websocket_api is not None:
                 websocket_routes(template, websocket_api)
-            serves_websocket = websocket_api is not None
         except TemplateError as error:
-            raise LocalRuntimeError(f"{error}; fix template.yaml (`make validate` explains more)") from None
-        if serves_websocket:
-            self._set_websocket_overrides(f"ws://{config.host}:{config.ws_port}")
+            raise template_problem(error, config.template_path) from None
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         try:
-            from local.embedded import embedded_aws
+            try:
+                from local.embedded import embedded_aws
+                from local.functions import LocalFunction
 
-            self.aws = self._exit.enter_context(
-                embedded_aws(
-                    host=config.host,
-                    port=config.aws_port,
-                    parameters=config.parameters,
-                    template_path=config.template_path,
-                    overrides=self.local_overrides,
+                self.aws = self._exit.enter_context(
+                    embedded_aws(
+                        host=config.host,
+                        port=config.aws_port,
+                        parameters=parameters,
+                        template=template,
+                        webhook_secret=config.webhook_secret,
+                    )
                 )
-            )
-            self.stack = self.aws.stack
-            from local.functions import LocalFunction
-
-            self.functions = {name: LocalFunction(spec) for name, spec in self.aws.template.functions().items()}
-            if serves_websocket:
-                self._start_websocket()
-            self._apply_local_overrides()
-            if config.seed:
-                self.seed(*config.seed)
+                self.stack = self.aws.stack
+                self.functions = {name: LocalFunction(spec) for name, spec in template.functions().items()}
+                # The servers are bound before the functions' variables are resolved: an API's URLs in
+                # them (however the template builds them) resolve to where it is served here.
+                if websocket_api is not None:
+                    self._start_websocket(websocket_api)
+                self._bind_api()
+                self.aws.export_environment()
+                if config.seed:
+                    self.seed(*config.seed)
+            except TemplateError as error:
+                raise template_problem(error, config.template_path) from None
             self._start_event_sources()
-            self._start_api()
+            assert self._server is not None
+            self._spawn("api", self._server.serve_forever)
+            self._serving = True
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
         self._stop.set()
+        self._stop_seeder()
         if self._server is not None:
-            self._server.shutdown()
+            if self._serving:  # shutdown() waits for serve_forever() to notice: never, if it never ran
+                self._server.shutdown()
             self._server.server_close()
             self._server = None
+            self._serving = False
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
@@ -229,6 +285,12 @@ class LocalRuntime:
             self._websocket = None
         self._exit.close()
 
+    def _parameters(self, template: SamTemplate) -> dict[str, str]:
+        if self.config.parameters is not None:
+            return dict(self.config.parameters)
+        declared = template.document.get("Parameters") or {}
+        return {name: value for name, value in DEFAULT_PARAMETERS.items() if name in declared}
+
     # -- pieces ---------------------------------------------------------------------------------
 
     @property
@@ -236,7 +298,7 @@ class LocalRuntime:
         if self._server is None:
             raise RuntimeError("the runtime is not running")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def page_config(self) -> dict[str, str]:
         """``/config.json`` for the page at ``/``: this API and the first dev key, so it works at once."""
@@ -255,16 +317,62 @@ class LocalRuntime:
     def aws_endpoint(self) -> str:
         return str(self.aws.endpoint_url)
 
+    @property
+    def routes(self) -> list[tuple[str, str]]:
+        """The REST API's routes as (method, resource path), in the template's order."""
+        return [] if self._gateway is None else [(route.method, route.resource) for route in self._gateway.routes]
+
+    @property
+    def webhook_secret(self) -> str:
+        """The whsec_ key local callbacks are signed with (``WEBHOOK_SECRET``, else the dev key)."""
+        return str(self.aws.webhook_secret)
+
     def seed(self, start: date, end: date) -> int:
-        from reports.sales_archive import SalesArchive
+        """Fill the bucket the functions' ``SALES_BUCKET`` names with the sample sales; the days written.
 
-        archive = SalesArchive(self.aws.client("s3"), self.aws.stack.ref("SalesBucket"))
-        return archive.seed(start, end, workers=10)
+        ``python -m local.seed`` does it, in a session of its own: its worker processes never see the
+        terminal's Ctrl-C (which would print a traceback each), and ``stop()`` ends them all at once."""
+        from reports import settings
 
-    def _start_api(self) -> None:
+        bucket = self.aws.variable(settings.SALES_BUCKET)
+        logger.info("seeding s3://%s with the sample sales of %s to %s ...", bucket, start, end)
+        command = [sys.executable, "-m", "local.seed", "--bucket", bucket]
+        command += ["--start", start.isoformat(), "--end", end.isoformat(), "--workers", "10"]
+        self._seeder = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=dict(os.environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        output, errors = self._seeder.communicate()
+        code, self._seeder = self._seeder.returncode, None
+        if code != 0:
+            last = (errors.strip().splitlines() or [f"exit status {code}"])[-1]
+            raise LocalRuntimeError(f"seeding s3://{bucket} failed: {last}")
+        written = re.search(r": (\d+) days with sales", output)
+        return int(written[1]) if written else 0
+
+    def _stop_seeder(self) -> None:
+        seeder, self._seeder = self._seeder, None
+        if seeder is None or seeder.poll() is not None:
+            return
+        for stop_signal, patience in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(seeder.pid, stop_signal)
+            try:
+                seeder.communicate(timeout=patience)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def _bind_api(self) -> None:
+        """The REST API's server, bound (not yet serving), and the API's URLs resolving to it."""
         from local.gateway import ApiGateway, serve
 
-        gateway = ApiGateway(
+        self._gateway = gateway = ApiGateway(
             self.aws.template,
             self.aws.stack,
             self.functions,
@@ -275,39 +383,31 @@ class LocalRuntime:
         try:
             self._server = serve(gateway, self.config.host, self.config.api_port)
         except OSError as error:
-            raise LocalRuntimeError(
-                f"cannot serve the API on {self.config.host}:{self.config.api_port}: {error}"
-            ) from None
-        self._spawn("api", self._server.serve_forever)
+            raise port_error(self.config.host, self.config.api_port, "LOCAL_API_PORT", error) from None
+        if gateway.api_id is not None:
+            host, port = self._server.server_address[:2]
+            self.aws.stack.endpoints[gateway.api_id] = f"{host!s}:{port}"
 
-    def _start_websocket(self) -> None:
+    def _start_websocket(self, api_id: str) -> None:
         from local.websocket import LocalWebSocketApi
 
-        try:
-            websocket = LocalWebSocketApi(
-                self.aws.template,
-                self.functions,
-                host=self.config.host,
-                port=self.config.ws_port,
-                stage=self.config.parameters.get("StageName"),
-            )
-        except TemplateError as error:
-            raise LocalRuntimeError(f"{error}; fix template.yaml (`make validate` explains more)") from None
+        template, stack = self.aws.template, self.aws.stack
+        stage = next(
+            (
+                stack.resolve(props["StageName"])
+                for resource in template.resources.values()
+                if resource.get("Type") == "AWS::ApiGatewayV2::Stage"
+                and "StageName" in (props := resource.get("Properties") or {})
+                and props.get("ApiId") in ({"Ref": api_id}, api_id)
+            ),
+            None,
+        )
+        websocket = LocalWebSocketApi(
+            template, self.functions, host=self.config.host, port=self.config.ws_port, api_id=api_id, stage=stage
+        )
         websocket.start()
         self._websocket = websocket
-        self._set_websocket_overrides(websocket.url)
-
-    def _set_websocket_overrides(self, url: str) -> None:
-        """The functions' WebSocket variables: the deployed URLs name the API Gateway endpoints."""
-        self.local_overrides["WEBSOCKET_URL"] = url
-        self.local_overrides["WEBSOCKET_MANAGEMENT_URL"] = "http" + url.removeprefix("ws")
-
-    def _apply_local_overrides(self) -> None:
-        """After ``embedded_aws`` has set the functions' variables: the overrides win."""
-        from reports.dependencies import clear_dependencies
-
-        os.environ.update(self.local_overrides)
-        clear_dependencies()
+        stack.endpoints[api_id] = f"{websocket.host}:{websocket.port}"
 
     def _start_event_sources(self) -> None:
         """Each SQS and DynamoDB event of the template, with its settings (batch size, filters, retries,

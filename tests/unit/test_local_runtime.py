@@ -173,6 +173,39 @@ def test_the_environment_configures_ports_and_keys() -> None:
     )
 
 
+def test_the_environment_configures_parameters_template_and_webhook_key(tmp_path: Path) -> None:
+    # GIVEN / WHEN parameter overrides, another template and a webhook key are given, or none
+    key = "whsec_" + base64.b64encode(b"key").decode()
+    configured = RuntimeConfig.from_environment(
+        {"LOCAL_PARAMETERS": " LogLevel=DEBUG  StageName=v2 ", "LOCAL_TEMPLATE": str(tmp_path), "WEBHOOK_SECRET": key}
+    )
+    defaults = RuntimeConfig.from_environment({})
+
+    # THEN they are taken as given; unset, the runtime's documented default applies when it starts
+    assert configured.parameters == {"LogLevel": "DEBUG", "StageName": "v2"}
+    assert (configured.template_path, configured.webhook_secret) == (tmp_path, key)
+    assert (defaults.parameters, defaults.webhook_secret) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"LOCAL_PARAMETERS": "LogLevel"}, "LOCAL_PARAMETERS: 'LogLevel' is not Name=value"),
+        ({"WEBHOOK_SECRET": "not-a-key"}, "WEBHOOK_SECRET must be whsec_ followed by base64"),
+        ({"WEBHOOK_SECRET": "whsec_!!!"}, "WEBHOOK_SECRET must be whsec_ followed by base64"),
+    ],
+)
+def test_a_bad_parameter_list_or_webhook_key_names_the_variable(variables: dict[str, str], message: str) -> None:
+    with pytest.raises(LocalRuntimeError, match=re.escape(message)):
+        RuntimeConfig.from_environment(variables)
+
+
+@pytest.mark.usefixtures("moto_must_not_start")
+def test_an_unknown_parameter_override_fails_before_moto_starts() -> None:
+    with pytest.raises(LocalRuntimeError, match=r"parameter Nope is not declared in template\.yaml"):
+        LocalRuntime(RuntimeConfig(api_port=0, ws_port=0, parameters={"Nope": "1"})).start()
+
+
 @pytest.mark.parametrize("variable", ["LOCAL_API_PORT", "LOCAL_AWS_PORT"])
 @pytest.mark.parametrize("value", ["abc", "65536", "-1", "3000.0", "0x50", "²"])
 def test_a_bad_port_variable_names_the_variable_and_the_allowed_range(variable: str, value: str) -> None:
