@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -40,16 +41,16 @@ def test_a_watcher_sees_progress_in_order_and_the_final_state(runtime: LocalRunt
     # WHEN the report runs
     with connect(href) as ws:
         messages = messages_until_final(ws)
-    # THEN the first message is the state at connection, every later one moves forward, the last is final
+    # THEN the first message is the state at connection, and every later one is the next version:
+    # nothing skipped, repeated or out of order (the replay at connection races the stream's changes)
     reports = [m["report"] for m in messages]
     assert {m["type"] for m in messages} == {"report.updated"}
-    order = ["QUEUED", "RUNNING", "COMPLETED"]
-    assert [order.index(r["status"]) for r in reports] == sorted(order.index(r["status"]) for r in reports)
-    # (the replay at connection races the stream's changes; neither a repeat nor a step back reaches the client)
     versions = [r["version"] for r in reports]
-    assert versions == sorted(set(versions))
+    assert versions == list(range(versions[0], versions[0] + len(versions))), versions
+    # AND a watcher that connected while the report was QUEUED saw every progress step
     steps = [r["progress"]["step"] for r in reports if r["status"] == "RUNNING" and r.get("progress")]
-    assert steps == [s for s in STEPS if s in steps]
+    if reports[0]["status"] == "QUEUED":
+        assert [step for step in steps if step in STEPS] == STEPS, steps
     assert reports[-1]["status"] == "COMPLETED"
     assert requests.get(reports[-1]["pdfUri"], timeout=30).content.startswith(b"%PDF")
 
@@ -63,42 +64,94 @@ def test_a_watcher_that_connects_after_completion_gets_the_final_state_first(cli
     assert (first["type"], first["report"]["status"]) == ("report.updated", "COMPLETED")
 
 
+def link_of(report: dict[str, Any]) -> dict[str, str]:
+    query = parse_qs(urlsplit(report["_links"]["websocket"]["href"]).query)
+    return {"reportId": query["reportId"][0], "token": query["token"][0]}
+
+
 def test_subscribe_and_ping_on_one_connection(runtime: LocalRuntime, client: Client) -> None:
-    created = client.post(VALID).json()
-    href = created["_links"]["websocket"]["href"]
-    token = href.split("token=", 1)[1]
-    with connect(str(runtime.ws_url)) as ws:
+    # GIVEN a connection opened through one report's link
+    watched, added = client.post(VALID).json(), client.post({**VALID, "reportDate": "2021-01-05"}).json()
+    with connect(watched["_links"]["websocket"]["href"]) as ws:
+        # WHEN it pings, and subscribes to a second report
         ws.send(json.dumps({"action": "ping"}))
-        assert json.loads(ws.recv(timeout=30)) == {"type": "pong"}
-        ws.send(json.dumps({"action": "subscribe", "reportId": created["id"], "token": requests.utils.unquote(token)}))
-        assert messages_until_final(ws)[-1]["report"]["id"] == created["id"]
-        ws.send(json.dumps({"action": "subscribe", "reportId": created["id"], "token": "forged.token"}))
+        ws.send(json.dumps({"action": "subscribe", **link_of(added)}))
+        # THEN it gets its pong, and both reports to their final states
+        seen: list[dict[str, Any]] = []
+        finals: set[str] = set()
+        while finals != {watched["id"], added["id"]}:
+            message = json.loads(ws.recv(timeout=60))
+            seen.append(message)
+            if message["type"] == "report.updated" and message["report"]["status"] in ("COMPLETED", "FAILED"):
+                finals.add(message["report"]["id"])
+        assert {"type": "pong"} in seen
+        # AND a subscribe with a forged token is answered with an error on the same connection
+        ws.send(json.dumps({"action": "subscribe", "reportId": added["id"], "token": "forged.token"}))
         error = json.loads(ws.recv(timeout=30))
         assert (error["type"], error["status"]) == ("error", 401)
 
 
-@pytest.mark.parametrize("token", ["", "forged.signature", "eyJyIjoiMDEifQ.c2ln"])
-def test_a_missing_or_forged_token_is_refused_at_connect(runtime: LocalRuntime, client: Client, token: str) -> None:
-    created = client.post(VALID).json()
+def expired_token(report_id: str) -> str:
+    from datetime import timedelta
+
+    from reports import dependencies
+    from reports.model import utc_now
+    from reports.tokens import issue_watch_token
+
+    hour_ago = utc_now() - timedelta(hours=1)
+    return issue_watch_token(dependencies.watch_token_key(), report_id=report_id, tenant="tenant-a", now=hour_ago)
+
+
+# What a client may send instead of its link's token, and the answer, the same on both routes.
+REFUSALS: dict[str, tuple[Any, int]] = {
+    "missing": (lambda mine, theirs: {"reportId": mine["id"]}, 401),
+    "empty": (lambda mine, theirs: {"reportId": mine["id"], "token": ""}, 401),
+    "forged": (lambda mine, theirs: {"reportId": mine["id"], "token": "forged.signature"}, 401),
+    "forged payload": (lambda mine, theirs: {"reportId": mine["id"], "token": "eyJyIjoiMDEifQ.c2ln"}, 401),
+    "expired": (lambda mine, theirs: {"reportId": mine["id"], "token": expired_token(mine["id"])}, 401),
+    "another tenant's": (lambda mine, theirs: {"reportId": mine["id"], "token": link_of(theirs)["token"]}, 403),
+    "non-ASCII signature": (lambda mine, theirs: {"reportId": mine["id"], "token": "abc.é"}, 401),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_a_bad_token_is_refused_at_connect(
+    runtime: LocalRuntime, client: Client, other_tenant: Client, case: str
+) -> None:
+    make, status = REFUSALS[case]
+    sent = make(client.post(VALID).json(), other_tenant.post(VALID).json())
     with pytest.raises(InvalidStatus) as refused:
-        connect(f"{runtime.ws_url}?reportId={created['id']}&token={token}")
+        connect(f"{runtime.ws_url}?{urlencode(sent)}")
+    assert refused.value.response.status_code == status
+
+
+def test_a_connection_without_a_report_and_token_is_refused(runtime: LocalRuntime) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(str(runtime.ws_url))
     assert refused.value.response.status_code == 401
 
 
-def test_another_tenants_token_does_not_open_this_report(
-    runtime: LocalRuntime, client: Client, other_tenant: Client
-) -> None:
-    mine = client.post(VALID).json()
-    theirs = other_tenant.post(VALID).json()
-    their_token = theirs["_links"]["websocket"]["href"].split("token=", 1)[1]
-    with pytest.raises(InvalidStatus) as refused:
-        connect(f"{runtime.ws_url}?reportId={mine['id']}&token={their_token}")
-    assert refused.value.response.status_code == 403
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_a_bad_token_is_refused_at_subscribe(client: Client, other_tenant: Client, case: str) -> None:
+    # GIVEN a connection watching one report
+    make, status = REFUSALS[case]
+    mine, theirs = client.post(VALID).json(), other_tenant.post(VALID).json()
+    sent = make(mine, theirs)
+    with connect(client.post(VALID).json()["_links"]["websocket"]["href"]) as ws:
+        # WHEN it subscribes to another with a bad token
+        ws.send(json.dumps({"action": "subscribe", **sent}))
+        # THEN it is told why, with the status, on the same connection
+        while (message := json.loads(ws.recv(timeout=30)))["type"] != "error":
+            assert message["type"] == "report.updated"
+            assert message["report"]["id"] != mine["id"]  # never a report it may not watch
+    assert message["status"] == status
+    assert message["detail"]
 
 
 def test_a_vanished_connection_is_forgotten_and_does_not_stop_the_others(runtime: LocalRuntime, client: Client) -> None:
     # GIVEN a report watched by a live client and by a connection that vanished without $disconnect
     created = client.post({"reportType": "COFFEE_SALES_MONTHLY", "reportDate": "2021-01-01"}).json()
+    assert runtime.stack is not None
     ddb, table = runtime.aws.client("dynamodb"), runtime.stack.ref("ConnectionsTable")
     for pk, sk, kind in (
         (f"report#{created['id']}", "conn#vanished=", "stale"),
