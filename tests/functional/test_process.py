@@ -1,5 +1,6 @@
 """The Jobs queue through ProcessFunction (and the DLQ through DeadLetterFunction), in moto:
-rendering, NO_DATA, redelivery, a crash between upload and status write, and retries running out."""
+rendering, NO_DATA, duplicate and overlapping deliveries, a crash between upload and status write,
+and retries running out."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import boto3
 import pytest
 import requests
 
-from local.event_sources import SqsEventSource
+from local.event_sources import BatchResult, SqsEventSource
 from local.template import DataStack
 from reports import dependencies
 from reports.store import DynamoReportStore
@@ -45,6 +46,24 @@ def stream_changes(stack: DataStack) -> list[tuple[str, str | None]]:
         if image.get("entity", {}).get("S") == "report":
             changes.append((image["status"]["S"], image.get("progressStep", {}).get("S")))
     return changes
+
+
+def completions(stack: DataStack) -> int:
+    """How many writes to the Reports table left a report COMPLETED (each one notifies watchers)."""
+    return sum(1 for status, _ in stream_changes(stack) if status == "COMPLETED")
+
+
+def recorded_durations(stack: DataStack, report_type: str = "COFFEE_SALES") -> int:
+    """How many completions fed the Retry-After statistics of ``report_type``."""
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    item = ddb.get_item(TableName=stack.ref("ReportsTable"), Key={"id": {"S": f"stats#{report_type}"}}).get("Item")
+    return int(item["runs"]["N"]) if item else 0
+
+
+def send_job(stack: DataStack, report_id: str) -> None:
+    """The job message exactly as submission enqueues it: what a duplicate delivery carries."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    sqs.send_message(QueueUrl=stack.ref("JobsQueue"), MessageBody=json.dumps({"version": 1, "reportId": report_id}))
 
 
 def test_a_submitted_report_is_rendered_and_polling_sees_it_complete(
@@ -148,20 +167,93 @@ def test_a_period_with_no_data_at_all_fails_with_no_data(
 
 
 def test_a_redelivered_job_does_not_render_or_complete_twice(
-    api: InProcessApi, seeded: DataStack, jobs: SqsEventSource
+    api: InProcessApi, seeded: DataStack, jobs: SqsEventSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a completed report
     report_id = api.post(VALID).body["id"]
     jobs.drain()
     first = api.get(report_id)
+    renders = count_renders(monkeypatch)
     # WHEN SQS delivers the same job again (at-least-once delivery)
-    sqs = boto3.client("sqs", region_name=REGION)
-    sqs.send_message(QueueUrl=seeded.ref("JobsQueue"), MessageBody=json.dumps({"version": 1, "reportId": report_id}))
+    send_job(seeded, report_id)
     assert jobs.drain() == 1
-    # THEN nothing changed
+    # THEN nothing changed: no second render, no second completion
+    assert renders == []
     again = api.get(report_id)
     assert again.header("ETag") == first.header("ETag")
     assert again.body["completedAt"] == first.body["completedAt"]
+    assert completions(seeded) == 1
+    assert recorded_durations(seeded) == 1
+    assert pdf_objects(seeded) == [f"reports/tenant-a-key-id/{report_id}.pdf"]
+    assert queue_depth(seeded, "JobsQueue") == 0
+
+
+def test_the_same_job_twice_in_one_batch_renders_and_completes_once(
+    api: InProcessApi, seeded: DataStack, jobs: SqsEventSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a job SQS holds twice (a standard queue may duplicate a message)
+    report_id = api.post(VALID).body["id"]
+    send_job(seeded, report_id)
+    renders = count_renders(monkeypatch)
+    # WHEN both copies arrive in the same batch
+    result = jobs.poll_once()
+    # THEN both are acknowledged, but the report was rendered and completed once
+    assert (result.received, result.failed) == (2, 0)
+    assert renders == [report_id]
+    assert completions(seeded) == 1
+    assert recorded_durations(seeded) == 1
+    assert api.get(report_id).body["status"] == "COMPLETED"
+    assert pdf_objects(seeded) == [f"reports/tenant-a-key-id/{report_id}.pdf"]
+    assert queue_depth(seeded, "JobsQueue") == 0
+
+
+def test_a_redelivery_overtaking_a_slow_first_delivery_leaves_one_completion(
+    api: InProcessApi, seeded: DataStack, jobs: SqsEventSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a first delivery that has started, rendered and uploaded, and is about to write COMPLETED
+    # when its visibility timeout runs out and SQS hands the job to a second worker, which finishes first
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+    from handlers import process
+
+    report_id = api.post(VALID).body["id"]
+    renders = count_renders(monkeypatch)
+    receipts: list[str] = []
+    real_handle_record = process.handle_record
+
+    def remember_receipt(record):  # type: ignore[no-untyped-def]
+        receipts.append(record.receipt_handle)
+        real_handle_record(record)
+
+    monkeypatch.setattr(process, "handle_record", remember_receipt)
+    real_complete = DynamoReportStore.complete
+    overtaken: list[BatchResult] = []
+
+    def complete_after_a_redelivery(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if len(receipts) == 1:  # the first delivery: let the second one run to the end first
+            sqs = boto3.client("sqs", region_name=REGION)
+            sqs.change_message_visibility(
+                QueueUrl=seeded.ref("JobsQueue"), ReceiptHandle=receipts[0], VisibilityTimeout=0
+            )
+            with monkeypatch.context() as second_environment:
+                # Another execution environment: its own batch processor.
+                second_environment.setattr(process, "processor", BatchProcessor(event_type=EventType.SQS))
+                overtaken.append(jobs.poll_once())
+        return real_complete(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoReportStore, "complete", complete_after_a_redelivery)
+    # WHEN the first delivery finally writes its completion
+    first = jobs.poll_once()
+    # THEN the second worker completed the report, reusing the first one's PDF ...
+    assert overtaken == [BatchResult(received=1, failed=0)]
+    assert first == BatchResult(received=1, failed=0)
+    assert len(receipts) == 2
+    assert renders == [report_id]
+    # ... and the first one's late write was refused: one COMPLETED transition, one duration
+    assert completions(seeded) == 1
+    assert recorded_durations(seeded) == 1
+    report = api.get(report_id).body
+    assert report["status"] == "COMPLETED"
     assert pdf_objects(seeded) == [f"reports/tenant-a-key-id/{report_id}.pdf"]
     assert queue_depth(seeded, "JobsQueue") == 0
 

@@ -288,3 +288,27 @@ def test_submit_undoes_the_report_when_too_little_time_is_left_to_enqueue(
     assert ddb.scan(TableName=stack.ref("ReportsTable"))["Items"] == []
     assert queued_jobs(stack) == []
     assert ddb.scan(TableName=stack.ref("IdempotencyTable"))["Items"] == []
+
+
+def test_a_reports_table_failure_answers_503_and_enqueues_no_job(
+    api: InProcessApi, stack: DataStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a Reports table that cannot be written (storage comes first, before the queue)
+    monkeypatch.setenv("REPORTS_TABLE", stack.ref("ReportsTable") + "-gone")
+    dependencies.clear_dependencies()
+    # WHEN
+    answer = api.post(VALID, headers={"Idempotency-Key": "order-10"})
+    # THEN the client is told to retry, as a problem
+    assert answer.status == 503
+    assert answer.header("Content-Type") == "application/problem+json"
+    assert answer.body["title"] == "Service unavailable"
+    assert answer.header("Retry-After")
+    # AND no worker will be handed a job for a report that was never stored
+    assert queued_jobs(stack) == []
+    # AND the key was released: the same request succeeds, with one job, once the table is back
+    monkeypatch.setenv("REPORTS_TABLE", stack.ref("ReportsTable"))
+    dependencies.clear_dependencies()
+    retried = api.post(VALID, headers={"Idempotency-Key": "order-10"})
+    assert retried.status == 201
+    assert retried.header("Idempotent-Replayed") is None
+    assert queued_jobs(stack) == [{"version": 1, "reportId": retried.body["id"]}]
