@@ -103,6 +103,7 @@ class EmbeddedAws:
         self.environments = {
             name: function_environment(spec, self.stack) | local for name, spec in self.template.functions().items()
         }
+        _refuse_disagreements(self.environments)
         for environment in self.environments.values():
             os.environ.update(environment)
         clear_dependencies()
@@ -114,6 +115,20 @@ class EmbeddedAws:
             found = "no function has it" if not values else f"the functions disagree: {', '.join(sorted(values))}"
             raise TemplateError(f"the functions' variable {name} names no one resource ({found})")
         return values.pop()
+
+
+def _refuse_disagreements(environments: Mapping[str, Mapping[str, str]]) -> None:
+    """The functions share one process here, so one ``os.environ``: two functions giving a variable
+    different values would silently get the last one. Refuse that at start instead."""
+    seen: dict[str, tuple[str, str]] = {}
+    for function, environment in environments.items():
+        for name, value in environment.items():
+            first = seen.setdefault(name, (function, value))
+            if first[1] != value:
+                raise TemplateError(
+                    f"{first[0]} and {function} set {name} to different values ({first[1]!r}, {value!r}); "
+                    "the local runtime runs every function in one process, so their variables must agree"
+                )
 
 
 @contextmanager

@@ -23,6 +23,10 @@ warnings.filterwarnings("ignore", message="No application metrics to publish", c
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
+class FunctionTimeoutError(Exception):
+    """An invocation ran past its function's ``Timeout``."""
+
+
 class LocalFunction:
     """One function's handler, imported on first use and invoked one event at a time.
 
@@ -52,7 +56,13 @@ class LocalFunction:
             )
             began = time.perf_counter()
             try:
-                return handler(event, context)
+                result = handler(event, context)
+                elapsed_s = time.perf_counter() - began
+                if elapsed_s > self.spec.timeout:
+                    # Lambda would have stopped it: its result is lost and the invocation failed
+                    # (the message comes back, the API answers 502), whatever it returned here.
+                    raise FunctionTimeoutError(f"{self.name}: Task timed out after {self.spec.timeout:.2f} seconds")
+                return result
             finally:
                 _forget_unpublished_metrics()
                 elapsed = (time.perf_counter() - began) * 1000
