@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from typing import Any
 
 import pytest
 import requests
@@ -40,14 +42,30 @@ def test_a_report_goes_from_201_to_a_downloadable_pdf(client: Client) -> None:
     assert requests.get(redirect.headers["Location"], timeout=30).content == pdf.content
 
 
-def test_a_pending_report_answers_304_to_its_own_etag(client: Client) -> None:
+def test_a_pending_report_answers_304_to_its_own_etag(
+    client: Client, runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    # GIVEN a report held in the queue while it is polled (so it cannot change under the test)
+    process = runtime.functions["ProcessFunction"]
+    release, real_invoke = threading.Event(), process.invoke
+
+    def held(event: dict[str, Any], **kwargs: Any) -> Any:
+        release.wait(30)
+        return real_invoke(event, **kwargs)
+
+    monkeypatch.setattr(process, "invoke", held)
+    request.addfinalizer(release.set)  # never leave the worker waiting, even when an assertion fails
     created = client.post({"reportType": "COFFEE_SALES_MONTHLY", "reportDate": "2021-01-01"})
     location = created.headers["Location"]
     first = client.get(location)
+    assert first.json()["status"] == "QUEUED"
+    # WHEN it is asked again with its own ETag
     again = client.get(location, headers={"If-None-Match": first.headers["ETag"]})
-    if first.json()["status"] in ("QUEUED", "RUNNING") and again.headers["ETag"] == first.headers["ETag"]:
-        assert again.status_code == 304
-        assert again.content == b""
+    # THEN nothing changed, so 304 with no body
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["ETag"] == first.headers["ETag"]
+    release.set()
     final = client.wait(location)
     assert final["status"] == "COMPLETED"
     settled = client.get(location)
