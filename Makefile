@@ -39,10 +39,10 @@ install: $(INSTALLED) ## create .venv with everything (Python 3.13)
 test: $(INSTALLED) ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(INSTALLED) ## ruff (lint and format check) and mypy on src/ and client/
+lint: $(INSTALLED) ## ruff (lint and format check) and mypy on src/, client/ and local/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy src client/async_reports_client
+	$(BIN)/mypy src client/async_reports_client local
 
 format: $(INSTALLED) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
