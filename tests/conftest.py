@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from moto import mock_aws
 from local.embedded import local_variables
 from local.template import DataStack, SamTemplate, create_data_stack, function_environment
 from reports.dependencies import clear_dependencies
+from reports.model import Report, ReportStatus, epoch_seconds, new_report_id, utc_now
 
 # Powertools reads these when a handler module is imported, which happens at collection time.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "async-reports")
@@ -29,6 +31,27 @@ EVENTS = Path(__file__).resolve().parent.parent / "events"
 @cache
 def template() -> SamTemplate:
     return SamTemplate.load()
+
+
+def queued_report(
+    report_id: str | None = None,
+    *,
+    tenant: str = "tenant-a-key-id",
+    created: datetime | None = None,
+    day: date = date(2021, 1, 1),
+) -> Report:
+    """A report as submit stores it: QUEUED, version 1, kept 30 days (created now unless given)."""
+    created = created or utc_now()
+    return Report(
+        id=report_id or new_report_id(created),
+        tenant=tenant,
+        report_type="COFFEE_SALES",
+        report_date=day,
+        status=ReportStatus.QUEUED,
+        created_at=created,
+        updated_at=created,
+        expires_at=epoch_seconds(created + timedelta(days=30)),
+    )
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -319,7 +319,7 @@ def _watched_connection_classes() -> tuple[Any, Any]:
     """
     from urllib3.connection import HTTPConnection, HTTPSConnection
 
-    class WatchedHTTPConnection(HTTPConnection):
+    class Watched(HTTPConnection):
         def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._watchdog = watchdog
@@ -329,15 +329,11 @@ def _watched_connection_classes() -> tuple[Any, Any]:
             self._watchdog.watch(sock)
             return sock
 
-    class WatchedHTTPSConnection(HTTPSConnection):
-        def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._watchdog = watchdog
+    class WatchedHTTPConnection(Watched):
+        pass
 
-        def _new_conn(self) -> socket.socket:
-            sock = super()._new_conn()
-            self._watchdog.watch(sock)
-            return sock
+    class WatchedHTTPSConnection(Watched, HTTPSConnection):
+        pass
 
     return WatchedHTTPConnection, WatchedHTTPSConnection
 

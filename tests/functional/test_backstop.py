@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import boto3
@@ -13,8 +13,8 @@ from local.event_sources import DynamoDBStreamEventSource, EventFilter, SqsEvent
 from local.events import LambdaContext
 from local.template import DataStack
 from reports import dependencies, submission
-from reports.model import Report, ReportStatus, utc_now
-from tests.conftest import REGION, load_event, template
+from reports.model import ReportStatus
+from tests.conftest import REGION, load_event, queued_report, template
 from tests.functional.conftest import InProcessApi
 
 VALID = {"reportType": "COFFEE_SALES", "reportDate": "2021-01-04"}
@@ -36,19 +36,7 @@ def new_reports(stack: DataStack, monkeypatch: pytest.MonkeyPatch) -> DynamoDBSt
 
 
 def _store_without_a_job(report_id: str) -> None:
-    now = utc_now()
-    dependencies.report_store().create(
-        Report(
-            id=report_id,
-            tenant="tenant-a-key-id",
-            report_type="COFFEE_SALES",
-            report_date=date(2021, 1, 4),
-            status=ReportStatus.QUEUED,
-            created_at=now,
-            updated_at=now,
-            expires_at=int((now + timedelta(days=30)).timestamp()),
-        )
-    )
+    dependencies.report_store().create(queued_report(report_id, day=date(2021, 1, 4)))
 
 
 def _drain(source: Any) -> None:

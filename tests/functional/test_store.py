@@ -16,9 +16,10 @@ import pytest
 
 from local.template import DataStack
 from reports.errors import StoreUnavailableError, TransitionRejectedError
-from reports.model import Progress, Report, ReportErrorInfo, ReportStatus, epoch_seconds, new_report_id
+from reports.model import Progress, Report, ReportErrorInfo, ReportStatus, new_report_id
 from reports.store import DynamoReportStore
 from tests.conftest import REGION
+from tests.conftest import queued_report as a_queued_report
 
 CREATED = datetime(2021, 1, 2, 9, 0, tzinfo=UTC)
 LATER = CREATED + timedelta(minutes=5)
@@ -38,16 +39,7 @@ def store(table: str) -> DynamoReportStore:
 
 
 def queued_report(report_id: str | None = None, *, tenant: str = TENANT, day: date = date(2021, 1, 1)) -> Report:
-    return Report(
-        id=report_id or new_report_id(CREATED),
-        tenant=tenant,
-        report_type="COFFEE_SALES",
-        report_date=day,
-        status=ReportStatus.QUEUED,
-        created_at=CREATED,
-        updated_at=CREATED,
-        expires_at=epoch_seconds(CREATED + timedelta(days=30)),
-    )
+    return a_queued_report(report_id, tenant=tenant, created=CREATED, day=day)
 
 
 def report_in(store: DynamoReportStore, status: ReportStatus) -> str:

@@ -12,7 +12,7 @@ from local.template import DataStack
 from reports import dependencies
 from reports.errors import EnqueueError
 from reports.http import MAX_BODY_BYTES
-from tests.conftest import REGION
+from tests.conftest import REGION, queued_report
 from tests.functional.conftest import OTHER_TENANT, InProcessApi
 
 VALID = {"reportType": "COFFEE_SALES", "reportDate": "2021-01-01"}
@@ -216,23 +216,12 @@ def _died_after_storing(stack: DataStack, key: str, *, minutes_ago: int) -> str:
     """A first request that claimed ``key`` and stored its report QUEUED, then died before enqueueing."""
     from datetime import timedelta
 
-    from reports.model import Report, ReportStatus, utc_now
+    from reports.model import utc_now
 
     began = utc_now() - timedelta(minutes=minutes_ago)
     report_id = "01JH2Z3Y4X5W6V7T8S9R0Q1P2M"
     dependencies.idempotency_store().claim("tenant-a-key-id", key, VALID, report_id, began)
-    dependencies.report_store().create(
-        Report(
-            id=report_id,
-            tenant="tenant-a-key-id",
-            report_type="COFFEE_SALES",
-            report_date=date(2021, 1, 1),
-            status=ReportStatus.QUEUED,
-            created_at=began,
-            updated_at=began,
-            expires_at=int((began + timedelta(days=30)).timestamp()),
-        )
-    )
+    dependencies.report_store().create(queued_report(report_id, created=began))
     return report_id
 
 
