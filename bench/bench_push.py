@@ -64,6 +64,9 @@ def main() -> int:
             deadline = time.time() + 60
             while report["id"] not in arrivals and time.time() < deadline:
                 time.sleep(0.005)
+            if report["id"] not in arrivals:
+                print(f"error: no webhook for report {report['id']} within 60 s", file=sys.stderr)
+                return 1
             if index == 0:
                 continue  # warm-up: the first render imports matplotlib
             to_websocket.append(seen - completed.timestamp())

@@ -506,6 +506,28 @@ def test_completion_is_published_once_with_attributes_for_filters(
     }
 
 
+def test_failure_is_published_once_as_report_failed_with_its_error(
+    api: InProcessApi, seeded: DataStack, jobs: SqsEventSource, pusher: FakeManagementApi
+) -> None:
+    # GIVEN a report for a day the stores were closed (it fails NO_DATA)
+    listener = topic_listener(seeded)
+    report_id = api.post({"reportType": "COFFEE_SALES", "reportDate": "2020-12-25"}).body["id"]
+    # WHEN it is processed and its changes reach NotifyFunction
+    jobs.drain()
+    drain(stream_source(seeded, "ReportsTable"))
+    # THEN subscribers get exactly one report.failed, saying why, with attributes to filter on
+    messages = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=listener, MaxNumberOfMessages=10)
+    envelopes = [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+    assert len(envelopes) == 1
+    event = json.loads(envelopes[0]["Message"])
+    assert (event["type"], event["data"]["id"], event["data"]["status"]) == ("report.failed", report_id, "FAILED")
+    assert event["data"]["error"]["code"] == "NO_DATA"
+    assert "pdfUri" not in event["data"]
+    attributes = {k: v["Value"] for k, v in envelopes[0]["MessageAttributes"].items()}
+    assert (attributes["eventType"], attributes["status"]) == ("report.failed", "FAILED")
+    assert attributes["eventId"] == webhook_message_id(report_id, "report.failed")
+
+
 def published_events(listener: str) -> list[dict[str, Any]]:
     sqs, events = boto3.client("sqs", region_name=REGION), []
     while messages := sqs.receive_message(QueueUrl=listener, MaxNumberOfMessages=10).get("Messages"):

@@ -179,3 +179,32 @@ def test_every_stream_source_bisects_and_records_what_it_gives_up_on() -> None:
         assert on_failure["Type"] == "SQS", (function, name)
         queue = on_failure["Destination"]["Fn::GetAtt"][0]
         assert template().resources[queue]["Type"] == "AWS::SQS::Queue"
+
+
+def test_watches_expire_just_after_api_gateways_two_hour_connection_limit() -> None:
+    from datetime import timedelta
+
+    from reports.watchers import CONNECTION_LIFETIME
+
+    table = template().resources["ConnectionsTable"]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert timedelta(hours=2) < CONNECTION_LIFETIME <= timedelta(hours=2, minutes=15)
+
+
+@pytest.mark.parametrize(
+    ("subscription", "protocol", "parameter"),
+    [
+        ("WebhookEndpointSubscription", "https", "WebhookSubscriptionEndpoint"),
+        ("NotificationEmailSubscription", "email", "NotificationEmail"),
+    ],
+)
+def test_deploy_time_subscriptions_exist_only_when_their_parameter_is_given(
+    subscription: str, protocol: str, parameter: str
+) -> None:
+    raw = yaml_parse(Path(ROOT / "template.yaml").read_text())
+    resource = raw["Resources"][subscription]
+    assert resource["Properties"]["Protocol"] == protocol
+    assert resource["Properties"]["Endpoint"] == {"Ref": parameter}
+    assert resource["Properties"]["TopicArn"] == {"Ref": "ReportEventsTopic"}
+    assert raw["Conditions"][resource["Condition"]] == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]}
+    assert raw["Parameters"][parameter]["Default"] == ""
