@@ -13,8 +13,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reports import dependencies
-from reports.http import pdf_filename
-from reports.model import Report, utc_now
+from reports.model import utc_now
 from reports.notifications import BatchOrder, notify_change, replay_current_state
 from reports.settings import settings
 from reports.store import REPORT_ENTITY, report_from_item
@@ -24,14 +23,6 @@ logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-
-
-def _presign(report: Report) -> str | None:
-    if not report.pdf_key:
-        return None
-    return dependencies.report_files().presign_pdf(
-        report.pdf_key, filename=pdf_filename(report), expires_seconds=settings().presign_expires_seconds
-    )
 
 
 def handle_record(record: DynamoDBRecord, lambda_context: LambdaContext, order: BatchOrder) -> None:
@@ -50,7 +41,7 @@ def handle_record(record: DynamoDBRecord, lambda_context: LambdaContext, order: 
                 now=now,
                 deadline=deadline,
                 base_path=settings().api_base_path,
-                presign=_presign,
+                presign=dependencies.presign_report_pdf,
             )
         logger.info("report change sent", extra={"report_id": new["id"]["S"], **result.__dict__})
     elif new.get("kind", {}).get("S") == WATCH_KIND and record.raw_event.get("eventName") == "INSERT":
@@ -63,7 +54,7 @@ def handle_record(record: DynamoDBRecord, lambda_context: LambdaContext, order: 
             now=now,
             deadline=deadline,
             base_path=settings().api_base_path,
-            presign=_presign,
+            presign=dependencies.presign_report_pdf,
         )
         logger.info("current state replayed", extra={"report_id": new["reportId"]["S"], "result": replayed})
 

@@ -11,21 +11,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers._api import base_path_of, build_resolver, tenant_of, to_response, watch_link
 from reports import dependencies
-from reports.http import API_PREFIX, pdf_answer, pdf_filename, report_answer
-from reports.model import Report, utc_now
+from reports.http import API_PREFIX, pdf_answer, report_answer
+from reports.model import utc_now
 from reports.retrieval import find_report
-from reports.settings import settings
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])  # only what we call; patching everything costs cold start
 metrics = Metrics()
 app = build_resolver()
-
-
-def _presign(report: Report) -> str:
-    return dependencies.report_files().presign_pdf(
-        report.pdf_key or "", filename=pdf_filename(report), expires_seconds=settings().presign_expires_seconds
-    )
 
 
 @app.get(API_PREFIX + "/<report_id>")
@@ -41,7 +34,7 @@ def get_report(report_id: str) -> Any:
         now=now,
         websocket_href=watch_link(report.id, tenant, now),
         estimate=dependencies.duration_estimates().expected_seconds,
-        pdf_uri=_presign(report) if report.completed else None,
+        pdf_uri=dependencies.presign_report_pdf(report) if report.completed else None,
         if_none_match=app.current_event.headers.get("if-none-match"),
     )
     # What polling costs: every GET, and how many of them a 304 answered without a body.
@@ -60,7 +53,7 @@ def get_pdf(report_id: str) -> Any:
     return to_response(
         pdf_answer(
             report,
-            presign=lambda _key: _presign(report),
+            presign=lambda _key: dependencies.presign_report_pdf(report) or "",
             now=now,
             estimate=dependencies.duration_estimates().expected_seconds,
         )

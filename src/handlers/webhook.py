@@ -61,6 +61,7 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
             retry_schedule=retry_schedule(config.webhook_retry_schedule, local=config.allow_loopback_callbacks),
             allow_loopback=config.allow_loopback_callbacks,
         ),
+        presign=dependencies.presign_report_pdf,
     )
     logger.info(
         "callback",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -96,8 +97,13 @@ def deliver_callback(
     time_left: float,
     policy: DeliveryPolicy,
     resolve: Resolver | None = None,
+    presign: Callable[[Report], str | None] = lambda report: None,
 ) -> DeliveryOutcome:
-    """Try the callback ``message`` announces once, if it is owed, free and there is ``time_left`` to finish."""
+    """Try the callback ``message`` announces once, if it is owed, free and there is ``time_left`` to finish.
+
+    A completed report's ``pdfUri`` is presigned again for each attempt: the one in the event was
+    good for minutes, and a retry may come hours later. Only that field differs between attempts;
+    the ``webhook-id`` stays the same."""
     event = json.loads(message)
     report_id, event_type = str(event["data"]["id"]), str(event["type"])
     report = store.get(report_id)
@@ -122,7 +128,10 @@ def deliver_callback(
         logger.warning("callback refused at delivery", extra={"report_id": report_id, "detail": error.detail})
         return DeliveryOutcome(Verdict.DONE, error.detail, attempt=claim.attempt)
     occurred = datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00"))
-    payload = webhook_payload(event_type, event["data"], occurred)
+    data = dict(event["data"])
+    if report.completed and (fresh := presign(report)):
+        data["pdfUri"] = fresh
+    payload = webhook_payload(event_type, data, occurred)
     headers = sign(secret, webhook_message_id(report_id, event_type), now, payload)
     result = deliver(target, payload, headers, timeout=policy.timeout, budget=policy.budget)
     if result.delivered:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # imported where first needed: each function loads only the a
     from reports.files import ReportFiles
     from reports.idempotency import DynamoIdempotencyStore
     from reports.jobs import JobQueue
+    from reports.model import Report
     from reports.notifications import EventPublisher, Pusher
     from reports.retrieval import DurationEstimates
     from reports.sales_archive import SalesArchive
@@ -60,6 +61,17 @@ def sales_archive() -> SalesArchive:
     from reports.sales_archive import SalesArchive
 
     return SalesArchive(clients.s3(), settings().sales_bucket)
+
+
+def presign_report_pdf(report: Report) -> str | None:
+    """A short-lived download URL of the report's PDF (None before it has one), named for the user."""
+    if not report.pdf_key:
+        return None
+    from reports.http import pdf_filename
+
+    return report_files().presign_pdf(
+        report.pdf_key, filename=pdf_filename(report), expires_seconds=settings().presign_expires_seconds
+    )
 
 
 @cache

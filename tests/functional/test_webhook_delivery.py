@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 
 from handlers import webhook
 from local.event_sources import SqsEventSource
@@ -424,3 +425,44 @@ def test_when_attempts_run_out_the_report_says_exhausted_and_the_event_waits_in_
     # THEN it is not POSTed again: it joins the first in the dead-letter queue
     assert len(failing.requests) == 2
     assert (waiting(stack), waiting(stack, "CallbacksDeadLetterQueue")) == (0, 2)
+
+
+# --- a retry carries a PDF link that still works ----------------------------------------------------------
+
+
+def test_every_attempt_carries_a_freshly_presigned_pdf_link(
+    api: InProcessApi,
+    seeded: DataStack,
+    jobs: SqsEventSource,
+    gates: Callable[..., Gate],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a completed report whose event carries the pdfUri presigned when it completed (minutes of life)
+    gate = gates(status=500)
+    report_id = submit(api, gate.url())
+    jobs.drain()
+    event = json.loads(event_body(report_id))
+    event["data"]["pdfUri"] = "https://expired.example/old-link"
+    bodies: list[dict[str, Any]] = []
+    real = webhooks.deliver
+
+    def capture(target: Any, payload: bytes, *args: Any, **kwargs: Any) -> Any:
+        bodies.append(json.loads(payload))
+        return real(target, payload, *args, **kwargs)
+
+    monkeypatch.setattr(deliveries, "deliver", capture)
+    # WHEN the callback is attempted, later
+    deliver_callback(
+        json.dumps(event),
+        store=dependencies.report_store(),
+        leases=DynamoCallbackLeases(boto3.client("dynamodb", region_name=REGION), settings().reports_table),
+        secret=dependencies.webhook_signing_secret(),
+        now=utc_now(),
+        time_left=30.0,
+        policy=policy(),
+        presign=dependencies.presign_report_pdf,
+    )
+    # THEN it carries a link presigned now, which downloads the PDF, not the stale one
+    link = bodies[0]["data"]["pdfUri"]
+    assert link != "https://expired.example/old-link"
+    assert requests.get(link, timeout=10).content.startswith(b"%PDF")
