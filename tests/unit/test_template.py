@@ -38,6 +38,22 @@ def test_every_variable_settings_requires_comes_from_the_template() -> None:
         assert required <= set(spec.environment), spec.logical_id
 
 
+LOCAL_ONLY = {settings.TOKEN_SECRET, settings.WEBHOOK_SECRET, settings.ALLOW_LOOPBACK_CALLBACKS}
+
+
+def test_every_variable_settings_can_read_is_one_the_template_gives_some_function() -> None:
+    # GIVEN every variable name settings.py knows (its module constants), but the local-mode ones
+    known = {
+        value
+        for name, value in vars(settings).items()
+        if name.isupper() and isinstance(value, str) and value == name and value not in LOCAL_ONLY
+    }
+    # THEN the template sets each for at least one function: none is read and never set when deployed
+    declared = {variable for spec in template().functions().values() for variable in spec.environment}
+    assert known - declared == set()
+    assert len(known) >= 15
+
+
 def test_the_jobs_queue_outlives_six_process_timeouts_and_redrives_to_the_dlq() -> None:
     resources = template().resources
     queue = resources["JobsQueue"]["Properties"]
