@@ -9,7 +9,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers._api import base_path_of, build_resolver, tenant_of, to_response, watch_link
+from handlers._api import base_path_of, build_resolver, tenant_of, watch_link
 from reports import dependencies
 from reports.http import API_PREFIX, pdf_answer, report_answer
 from reports.model import utc_now
@@ -41,7 +41,7 @@ def get_report(report_id: str) -> Any:
     metrics.add_metric(name="ReportPolls", unit=MetricUnit.Count, value=1)
     if answer.status == 304:
         metrics.add_metric(name="ReportPollsNotModified", unit=MetricUnit.Count, value=1)
-    return to_response(answer)
+    return answer
 
 
 @app.get(API_PREFIX + "/<report_id>/pdf")
@@ -50,13 +50,11 @@ def get_pdf(report_id: str) -> Any:
     report = find_report(dependencies.report_store(), report_id, tenant=tenant_of(app.current_event.raw_event), now=now)
     logger.append_keys(report_id=report.id)
     metrics.add_metric(name="PdfRequests", unit=MetricUnit.Count, value=1)
-    return to_response(
-        pdf_answer(
-            report,
-            presign=lambda _key: dependencies.presign_report_pdf(report) or "",
-            now=now,
-            estimate=dependencies.duration_estimates().expected_seconds,
-        )
+    return pdf_answer(
+        report,
+        presign=lambda _key: dependencies.presign_report_pdf(report) or "",
+        now=now,
+        estimate=dependencies.duration_estimates().expected_seconds,
     )
 
 

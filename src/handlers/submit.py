@@ -9,7 +9,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers._api import base_path_of, build_resolver, raw_body, tenant_of, to_response, watch_link
+from handlers._api import base_path_of, build_resolver, raw_body, tenant_of, watch_link
 from reports import dependencies
 from reports.callbacks import validate_callback_url
 from reports.catalog import report_definitions
@@ -55,16 +55,14 @@ def create_report() -> Any:
     extra = {"Location": report_path(base_path, report.id)} | (
         {"Idempotent-Replayed": "true"} if submission.replayed else {}
     )
-    return to_response(
-        report_answer(
-            report,
-            status=201,
-            base_path=base_path,
-            now=now,
-            estimate=dependencies.duration_estimates().expected_seconds,
-            headers=extra,
-            websocket_href=watch_link(report.id, tenant, now),
-        )
+    return report_answer(
+        report,
+        status=201,
+        base_path=base_path,
+        now=now,
+        estimate=dependencies.duration_estimates().expected_seconds,
+        headers=extra,
+        websocket_href=watch_link(report.id, tenant, now),
     )
 
 

@@ -13,6 +13,7 @@ from local.events import LambdaContext, api_gateway_event
 from local.gateway import ApiGateway, GatewayAnswer
 from local.template import SamTemplate
 from reports import settings
+from reports.http import HttpResponse
 from tests.conftest import template
 from tests.fake_gateway import FakeFunction, fake_gateway
 
@@ -174,11 +175,11 @@ def test_the_resolver_allows_the_configured_origin_on_answers_and_problems(
     app = build_resolver()
 
     @app.get("/ok")
-    def ok() -> dict[str, str]:
-        return {"ok": "yes"}
+    def ok() -> HttpResponse:
+        return HttpResponse(200, {"ok": "yes"})
 
     @app.get("/broken")
-    def broken() -> dict[str, str]:
+    def broken() -> HttpResponse:
         raise ValueError("no")
 
     headers = {"Origin": origin} if origin else {}
