@@ -330,10 +330,10 @@ def _watched_connection_classes() -> tuple[Any, Any]:
             return sock
 
     class WatchedHTTPConnection(Watched):
-        pass
+        """An http:// callback's connection."""
 
     class WatchedHTTPSConnection(Watched, HTTPSConnection):
-        pass
+        """An https:// callback's connection: TLS to the name, over the socket pinned to its checked address."""
 
     return WatchedHTTPConnection, WatchedHTTPSConnection
 

@@ -40,8 +40,10 @@ def _store_without_a_job(report_id: str) -> None:
 
 
 def _drain(source: Any) -> None:
-    while source.poll_once().received:
-        pass
+    """Poll until a poll finds nothing more on the stream."""
+    received = True
+    while received:
+        received = bool(source.poll_once().received)
 
 
 def test_a_report_whose_submit_died_before_enqueueing_is_rendered_by_the_backstop_job(
