@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
+import pytest
 
 from local.event_sources import SqsEventSource
 from local.template import DataStack
@@ -94,3 +97,31 @@ def test_a_report_past_its_retention_is_a_404_before_ttl_removes_it(
     for gone in (answer, pdf):
         assert gone.status == 404
         assert "expired on 2020-09-13" in gone.body["detail"]
+
+
+def emitted_metrics(printed: str) -> dict[str, float]:
+    """What the functions' EMF lines on stdout (CloudWatch's log stream) add up to, by metric name."""
+    totals: dict[str, float] = {}
+    for line in printed.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        document = json.loads(line)
+        for definition in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            values = document[definition["Name"]]
+            totals[definition["Name"]] = totals.get(definition["Name"], 0) + sum(
+                values if isinstance(values, list) else [values]
+            )
+    return totals
+
+
+def test_polls_and_the_304s_among_them_are_counted(
+    api: InProcessApi, stack: DataStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a report polled once, then again with its ETag
+    report_id = api.post(VALID).body["id"]
+    tag = api.get(report_id).header("ETag") or ""
+    api.get(report_id, headers={"If-None-Match": tag})
+    api.get(report_id + "/pdf")
+    # THEN the status function recorded what polling cost
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert (metrics["ReportPolls"], metrics["ReportPollsNotModified"], metrics["PdfRequests"]) == (2, 1, 1)
